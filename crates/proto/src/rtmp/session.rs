@@ -90,3 +90,72 @@ impl ServerSession {
         0
     }
 }
+
+/// What a client session does once connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMode {
+    /// createStream + play(stream)
+    Play,
+    /// releaseStream + FCPublish + createStream + publish(stream, "live")
+    Publish,
+}
+
+/// Where a client session connects: `rtmp://host[:port]/{app}/{stream}` gives
+/// app, `tc_url` = `rtmp://host[:port]/{app}`, stream (with `?query` kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTarget {
+    pub app: String,
+    pub tc_url: String,
+    pub stream: String,
+    pub mode: ClientMode,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// NetConnection.Connect.Success received.
+    Connected,
+    /// NetStream.Play.Start or NetStream.Publish.Start received: media may flow.
+    Started { stream_id: u32 },
+    /// Any onStatus (including the ones above), for logging and errors such as
+    /// NetStream.Play.StreamNotFound, NetStream.Publish.BadName, UnpublishNotify.
+    Status { level: String, code: String, description: String },
+    /// `_error` answer to one of our commands.
+    CommandError { command: String, description: String },
+    Metadata { timestamp: u32, payload: Bytes, values: Vec<Amf0Value> },
+    Audio { timestamp: u32, payload: Bytes },
+    Video { timestamp: u32, payload: Bytes },
+    /// Stream EOF user control or onStatus *.UnpublishNotify / *.Stop.
+    StreamEnded,
+}
+
+/// Client state machine: handshake (digest form when `digest`), connect, then play or
+/// publish per [`ClientTarget`], automatically. Answers pings, sends acknowledgements.
+pub struct ClientSession {}
+
+impl ClientSession {
+    pub fn new(_config: SessionConfig, _target: ClientTarget, _epoch: u32, _random: u64, _digest: bool) -> Self {
+        ClientSession {}
+    }
+    pub fn handle_input(&mut self, _data: &[u8]) -> Result<(), SessionError> {
+        Ok(())
+    }
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        None
+    }
+    pub fn poll_output(&mut self) -> Option<Bytes> {
+        None
+    }
+    /// Publishing: queue one message (after Started). `@setDataFrame` is prepended to
+    /// metadata by `send_metadata`.
+    pub fn send_audio(&mut self, _timestamp: u32, _payload: &[u8]) {}
+    pub fn send_video(&mut self, _timestamp: u32, _payload: &[u8]) {}
+    pub fn send_metadata(&mut self, _values: &[Amf0Value]) {}
+    /// Sends FCUnpublish/deleteStream (publish) or closeStream (play).
+    pub fn close(&mut self) {}
+}
+
+/// Parses `rtmp://host[:port]/app[/inst]/stream[?q]` into (host, port, target).
+/// The app is everything between the host and the last path segment.
+pub fn parse_rtmp_url(_url: &str, _mode: ClientMode) -> Option<(String, u16, ClientTarget)> {
+    None
+}
