@@ -1,0 +1,306 @@
+//! The configuration: a TOML file with every key documented (`ferrocast.toml`,
+//! embedded in the binary), overridden by `--config FILE` and then by flags.
+//!
+//! Unknown keys are rejected with the key's name: a typo in an operator's file must not
+//! silently leave a default in force. Validation errors name the key too. Both exit
+//! with code 2 (see `main.rs`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The documented default configuration, shipped inside the binary.
+pub const DEFAULT_TOML: &str = include_str!("../ferrocast.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid config: key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub threads: usize,
+    pub data_dir: PathBuf,
+    pub rtmp: RtmpConfig,
+    pub http: HttpConfig,
+    pub general: GeneralConfig,
+    pub hub: HubConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RtmpConfig {
+    pub listen: String,
+    pub handshake_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub chunk_size: u32,
+    pub max_message_size: u32,
+    pub max_chunk_streams: usize,
+    pub max_connections: usize,
+    pub window_ack_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralConfig {
+    pub max_stream_wait_ms: u64,
+    pub continue_push_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    pub gop_cache: bool,
+    pub gop_cache_max_frames: usize,
+    pub gop_cache_max_bytes: usize,
+    pub queue_len: usize,
+    pub slow_player_timeout_ms: u64,
+    pub flush_interval_ms: u64,
+    pub tcp_nodelay: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The embedded file is checked by a unit test, so this cannot fail at run time.
+        toml::from_str(DEFAULT_TOML).expect("embedded ferrocast.toml is valid")
+    }
+}
+
+impl Config {
+    /// The embedded defaults, with the keys of `file` (if any) laid over them.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut merged: toml::Table =
+            toml::from_str(DEFAULT_TOML).expect("embedded ferrocast.toml is valid");
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let user: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            overlay(&mut merged, user);
+        }
+        let config: Config =
+            toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    origin: file
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "(embedded)".into()),
+                    message: e.to_string(),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn addr(key: &'static str, v: &str) -> Result<(), ConfigError> {
+            v.parse::<SocketAddr>()
+                .map(|_| ())
+                .map_err(|e| ConfigError::Invalid {
+                    key,
+                    message: format!("{v:?} is not an IP:port address ({e})"),
+                })
+        }
+        fn range<T: PartialOrd + std::fmt::Display>(
+            key: &'static str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), ConfigError> {
+            if v < lo || v > hi {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("{v} is outside {lo}..={hi}"),
+                });
+            }
+            Ok(())
+        }
+        addr("rtmp.listen", &self.rtmp.listen)?;
+        addr("http.listen", &self.http.listen)?;
+        range("threads", self.threads, 0, 1024)?;
+        range("rtmp.chunk_size", self.rtmp.chunk_size, 128, 0xFF_FFFF)?;
+        // The RTMP message length field has 24 bits: 16 MiB is "no further limit".
+        range(
+            "rtmp.max_message_size",
+            self.rtmp.max_message_size,
+            4096,
+            1 << 24,
+        )?;
+        range(
+            "rtmp.max_chunk_streams",
+            self.rtmp.max_chunk_streams,
+            4,
+            65600,
+        )?;
+        range(
+            "rtmp.max_connections",
+            self.rtmp.max_connections,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "rtmp.window_ack_size",
+            self.rtmp.window_ack_size,
+            4096,
+            0x7FFF_FFFF,
+        )?;
+        range(
+            "rtmp.handshake_timeout_ms",
+            self.rtmp.handshake_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        range(
+            "rtmp.idle_timeout_ms",
+            self.rtmp.idle_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        range(
+            "general.max_stream_wait_ms",
+            self.general.max_stream_wait_ms,
+            0,
+            3_600_000,
+        )?;
+        range(
+            "general.continue_push_ms",
+            self.general.continue_push_ms,
+            0,
+            3_600_000,
+        )?;
+        range(
+            "hub.gop_cache_max_frames",
+            self.hub.gop_cache_max_frames,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "hub.gop_cache_max_bytes",
+            self.hub.gop_cache_max_bytes,
+            1024,
+            1 << 32,
+        )?;
+        range("hub.queue_len", self.hub.queue_len, 16, 1 << 20)?;
+        range(
+            "hub.slow_player_timeout_ms",
+            self.hub.slow_player_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        range("hub.flush_interval_ms", self.hub.flush_interval_ms, 0, 1000)?;
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (`--print-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    pub fn worker_threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            self.threads
+        }
+    }
+}
+
+/// Lays `user` over `base`, table by table, so a file may set any subset of keys.
+/// Keys absent from `base` are kept and then rejected by `deny_unknown_fields`.
+fn overlay(base: &mut toml::Table, user: toml::Table) {
+    for (key, value) in user {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(u)) => overlay(b, u),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!(
+            "ferrocast-cfg-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        let r = Config::load(Some(&path));
+        std::fs::remove_dir_all(&dir).ok();
+        r
+    }
+
+    #[test]
+    fn embedded_defaults_parse_and_validate() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.rtmp.listen, "0.0.0.0:1935");
+        assert_eq!(c.http.listen, "0.0.0.0:8080");
+        assert_eq!(c.general.max_stream_wait_ms, 15000);
+        assert_eq!(c.general.continue_push_ms, 15000);
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn partial_file_overrides_only_its_keys() {
+        let c = load_str("[general]\ncontinue_push_ms = 2000\n").unwrap();
+        assert_eq!(c.general.continue_push_ms, 2000);
+        assert_eq!(c.general.max_stream_wait_ms, 15000);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load_str("[rtmp]\nchunk_sise = 4096\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("chunk_sise"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = load_str("[rtmp]\nchunk_size = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rtmp.chunk_size"), "{e}");
+        let e = load_str("[http]\nlisten = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.listen"), "{e}");
+        let e = load_str("threads = \"many\"\n").unwrap_err().to_string();
+        assert!(e.contains("threads"), "{e}");
+    }
+
+    #[test]
+    fn print_config_round_trips() {
+        let c = Config::default();
+        let back: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+    }
+}

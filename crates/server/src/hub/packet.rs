@@ -1,0 +1,87 @@
+//! One media message as the hub holds it: stored once, shared by every subscriber.
+
+use std::sync::OnceLock;
+
+use bytes::{Bytes, BytesMut};
+use ferrocast_proto::rtmp::chunk::encode_message;
+use ferrocast_proto::rtmp::message::{csid, type_id};
+
+/// The message stream id every RTMP player receives media on. The server session's
+/// first createStream answers 1, so one chunked copy serves all players.
+pub const PLAYER_STREAM_ID: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketKind {
+    Audio,
+    Video,
+    /// onMetaData (AMF0 "onMetaData" + value, @setDataFrame stripped).
+    Metadata,
+    /// The stream ended for good: subscribers finish (UnpublishNotify for RTMP).
+    Eof,
+}
+
+#[derive(Debug)]
+pub struct Packet {
+    pub kind: PacketKind,
+    /// Timestamp on the stream's output timeline (monotonic per track), ms.
+    pub timestamp: u32,
+    /// Video keyframe (coded frame, not a sequence header).
+    pub keyframe: bool,
+    /// Decoder configuration (AVC/HEVC sequence header, AAC AudioSpecificConfig).
+    pub sequence_header: bool,
+    /// The FLV tag body (= RTMP message payload) as the publisher sent it.
+    pub payload: Bytes,
+    /// The RTMP chunks of this message, built on first use and shared by all players.
+    rtmp: OnceLock<Bytes>,
+}
+
+impl Packet {
+    pub fn new(
+        kind: PacketKind,
+        timestamp: u32,
+        keyframe: bool,
+        sequence_header: bool,
+        payload: Bytes,
+    ) -> Self {
+        Packet {
+            kind,
+            timestamp,
+            keyframe,
+            sequence_header,
+            payload,
+            rtmp: OnceLock::new(),
+        }
+    }
+
+    pub fn eof() -> Self {
+        Packet::new(PacketKind::Eof, 0, false, false, Bytes::new())
+    }
+
+    /// The RTMP chunk bytes of this message at `chunk_size`, on [`PLAYER_STREAM_ID`].
+    /// Built once per stream (every connection uses the same chunk size), then shared.
+    pub fn rtmp_chunks(&self, chunk_size: u32) -> &Bytes {
+        self.rtmp.get_or_init(|| {
+            let (cs, ty) = match self.kind {
+                PacketKind::Audio => (csid::AUDIO, type_id::AUDIO),
+                PacketKind::Video => (csid::VIDEO, type_id::VIDEO),
+                PacketKind::Metadata | PacketKind::Eof => (csid::DATA, type_id::DATA_AMF0),
+            };
+            let mut out = BytesMut::new();
+            encode_message(
+                &mut out,
+                cs,
+                self.timestamp,
+                ty,
+                PLAYER_STREAM_ID,
+                &self.payload,
+                chunk_size,
+            );
+            out.freeze()
+        })
+    }
+
+    /// Bytes this packet accounts for in limits and statistics.
+    pub fn size(&self) -> usize {
+        self.payload.len()
+    }
+}

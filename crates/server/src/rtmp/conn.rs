@@ -1,0 +1,383 @@
+//! One RTMP connection: drives a sans-IO [`ServerSession`] from a TCP socket and
+//! connects it to the hub as a publisher or a player.
+//!
+//! The task reads, feeds the session, acts on its events, and writes what the session
+//! queued. A player additionally receives shared packets from its [`Subscription`] and
+//! writes their pre-built chunk bytes, a whole batch per vectored write, at most once
+//! per `hub.flush_interval_ms`.
+
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ferrocast_proto::rtmp::session::{ServerEvent, ServerSession};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::writer::write_all_vectored;
+use super::RtmpSettings;
+use crate::hub::{Hub, Packet, Publisher, StreamKey, Subscription, SubscriptionEnd};
+
+/// Read buffer per connection. Publishers send up to a few MB/s; 64 KiB per read keeps
+/// syscalls few without holding much memory per idle player.
+const READ_BUF: usize = 64 * 1024;
+/// Most packets taken from the ring for one write.
+const MAX_BATCH: usize = 1024;
+
+enum Role {
+    None,
+    Publisher(Publisher),
+    Player {
+        sub: Subscription,
+        stream_id: u32,
+        name: String,
+    },
+}
+
+impl Role {
+    fn name(&self) -> &'static str {
+        match self {
+            Role::None => "none",
+            Role::Publisher(_) => "publisher",
+            Role::Player { .. } => "player",
+        }
+    }
+}
+
+struct Conn {
+    peer: SocketAddr,
+    session: ServerSession,
+    hub: Arc<Hub>,
+    settings: Arc<RtmpSettings>,
+    wr: OwnedWriteHalf,
+    app: Option<String>,
+    vhost: Option<String>,
+    key: Option<StreamKey>,
+    role: Role,
+    /// The last role taken, for the closing log line.
+    role_seen: &'static str,
+    connected: bool,
+    bytes_in: u64,
+    bytes_out: u64,
+    out: Vec<Bytes>,
+}
+
+/// Why a connection ended; logged once.
+type Reason = String;
+
+pub async fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    hub: Arc<Hub>,
+    settings: Arc<RtmpSettings>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let _ = socket.set_nodelay(settings.tcp_nodelay);
+    let (mut rd, wr) = socket.into_split();
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let epoch = started.elapsed().as_millis() as u32;
+    let mut conn = Conn {
+        peer,
+        session: ServerSession::new(settings.session, epoch, seed),
+        hub,
+        settings,
+        wr,
+        app: None,
+        vhost: None,
+        key: None,
+        role: Role::None,
+        role_seen: "none",
+        connected: false,
+        bytes_in: 0,
+        bytes_out: 0,
+        out: Vec::new(),
+    };
+    tracing::debug!(%peer, "RTMP connection accepted");
+    let reason = conn.drive(&mut rd, &mut shutdown, started).await;
+    let dropped = match &conn.role {
+        Role::Player { sub, .. } => sub.dropped(),
+        _ => 0,
+    };
+    conn.role = Role::None; // ends a publish (continue_push starts) or a subscription
+    let stream = conn.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
+    tracing::info!(
+        %peer,
+        stream,
+        role = conn.role_seen,
+        bytes_in = conn.bytes_in,
+        bytes_out = conn.bytes_out,
+        frames_dropped = dropped,
+        duration_ms = started.elapsed().as_millis() as u64,
+        reason,
+        "RTMP session closed"
+    );
+}
+
+impl Conn {
+    async fn drive(
+        &mut self,
+        rd: &mut OwnedReadHalf,
+        shutdown: &mut watch::Receiver<bool>,
+        started: Instant,
+    ) -> Reason {
+        let mut buf = vec![0u8; READ_BUF];
+        let mut batch: Vec<Arc<Packet>> = Vec::new();
+        loop {
+            if *shutdown.borrow() {
+                return "server shutting down".into();
+            }
+            if let Role::Player { sub, .. } = &mut self.role {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => return "server shutting down".into(),
+                    r = rd.read(&mut buf) => {
+                        if let Some(reason) = self.on_read(r, &buf).await {
+                            return reason;
+                        }
+                    }
+                    r = sub.next_batch(&mut batch, MAX_BATCH) => {
+                        if let Some(reason) = self.on_batch(r, &mut batch).await {
+                            return reason;
+                        }
+                        if !self.settings.flush_interval.is_zero() {
+                            tokio::time::sleep(self.settings.flush_interval).await;
+                        }
+                    }
+                }
+                continue;
+            }
+            let limit = if self.connected {
+                self.settings.idle_timeout
+            } else {
+                self.settings
+                    .handshake_timeout
+                    .saturating_sub(started.elapsed())
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return "server shutting down".into(),
+                r = tokio::time::timeout(limit, rd.read(&mut buf)) => match r {
+                    Ok(r) => {
+                        if let Some(reason) = self.on_read(r, &buf).await {
+                            return reason;
+                        }
+                    }
+                    Err(_) if self.connected => {
+                        return format!("idle: nothing received for {} ms", limit.as_millis());
+                    }
+                    Err(_) => {
+                        return format!(
+                            "handshake timeout: no connect within {} ms",
+                            self.settings.handshake_timeout.as_millis()
+                        );
+                    }
+                },
+            }
+        }
+    }
+
+    /// Handles one read result; `Some(reason)` ends the connection.
+    async fn on_read(&mut self, r: std::io::Result<usize>, buf: &[u8]) -> Option<Reason> {
+        let n = match r {
+            Ok(0) => return Some("peer closed the connection".into()),
+            Ok(n) => n,
+            Err(e) => return Some(format!("read error: {e}")),
+        };
+        self.bytes_in += n as u64;
+        if let Err(e) = self.session.handle_input(&buf[..n]) {
+            // Say what we can before closing (e.g. nothing), then name the fault.
+            let _ = self.flush().await;
+            return Some(format!("bad input from peer: {e}"));
+        }
+        while let Some(event) = self.session.poll_event() {
+            if let Some(reason) = self.on_event(event).await {
+                let _ = self.flush().await;
+                return Some(reason);
+            }
+        }
+        self.flush().await.err()
+    }
+
+    async fn on_event(&mut self, event: ServerEvent) -> Option<Reason> {
+        match event {
+            ServerEvent::Connect { app, tc_url, .. } => {
+                self.connected = true;
+                self.vhost = tc_url
+                    .as_deref()
+                    .and_then(|u| query_param(u, "vhost"))
+                    .map(str::to_owned);
+                self.app = Some(app);
+            }
+            ServerEvent::Publish {
+                stream_id,
+                stream_name,
+                params,
+                ..
+            } => {
+                if !matches!(self.role, Role::None) {
+                    return Some(
+                        "publish on a connection that is already publishing or playing".into(),
+                    );
+                }
+                let key = self.stream_key(&stream_name, &params);
+                match self.hub.publish(key.clone()) {
+                    Ok(p) => {
+                        self.session.accept_publish(stream_id);
+                        tracing::info!(peer = %self.peer, stream = %key, "publish started");
+                        self.key = Some(key);
+                        self.role = Role::Publisher(p);
+                        self.role_seen = "publisher";
+                    }
+                    Err(e) => {
+                        self.session.reject_publish(
+                            stream_id,
+                            "NetStream.Publish.BadName",
+                            &e.to_string(),
+                        );
+                        self.key = Some(key);
+                        self.role_seen = "publisher";
+                        return Some(format!("publish refused: {e}"));
+                    }
+                }
+            }
+            ServerEvent::Play {
+                stream_id,
+                stream_name,
+                params,
+                reset,
+                ..
+            } => {
+                if !matches!(self.role, Role::None) {
+                    return Some(
+                        "play on a connection that is already publishing or playing".into(),
+                    );
+                }
+                let key = self.stream_key(&stream_name, &params);
+                self.key = Some(key.clone());
+                self.role_seen = "player";
+                // Say nothing until the stream is there (a player may wait for it).
+                if let Err(e) = self.flush().await {
+                    return Some(e);
+                }
+                match self.hub.subscribe(&key).await {
+                    Ok(sub) => {
+                        self.session.accept_play(stream_id, &stream_name, reset);
+                        tracing::info!(peer = %self.peer, stream = %key, "play started");
+                        self.role = Role::Player {
+                            sub,
+                            stream_id,
+                            name: stream_name,
+                        };
+                    }
+                    Err(e) => {
+                        self.session.play_not_found(stream_id, &stream_name);
+                        return Some(format!("play refused: {e}"));
+                    }
+                }
+            }
+            ServerEvent::Unpublish { .. } => {
+                if matches!(self.role, Role::Publisher(_)) {
+                    self.role = Role::None;
+                }
+            }
+            ServerEvent::StopPlay { .. } => {
+                if matches!(self.role, Role::Player { .. }) {
+                    self.role = Role::None;
+                }
+            }
+            ServerEvent::Metadata {
+                timestamp, payload, ..
+            } => {
+                if let Role::Publisher(p) = &self.role {
+                    p.push_metadata(timestamp, payload);
+                }
+            }
+            ServerEvent::Audio { timestamp, payload } => {
+                if let Role::Publisher(p) = &self.role {
+                    p.push_audio(timestamp, payload);
+                }
+            }
+            ServerEvent::Video { timestamp, payload } => {
+                if let Role::Publisher(p) = &self.role {
+                    p.push_video(timestamp, payload);
+                }
+            }
+        }
+        None
+    }
+
+    /// Writes a batch of shared packets after any queued control output.
+    async fn on_batch(
+        &mut self,
+        r: Result<(), SubscriptionEnd>,
+        batch: &mut Vec<Arc<Packet>>,
+    ) -> Option<Reason> {
+        let chunk_size = self.session.out_chunk_size();
+        for p in batch.drain(..) {
+            self.out.push(p.rtmp_chunks(chunk_size).clone());
+        }
+        match r {
+            Ok(()) => self.flush().await.err(),
+            Err(SubscriptionEnd::StreamEnded) => {
+                if let Role::Player {
+                    stream_id, name, ..
+                } = &self.role
+                {
+                    let (id, name) = (*stream_id, name.clone());
+                    self.session.unpublish_notify(id, &name);
+                }
+                let _ = self.flush().await;
+                Some("stream ended".into())
+            }
+            Err(e @ SubscriptionEnd::TooSlow(_)) => Some(e.to_string()),
+        }
+    }
+
+    /// Writes the session's queued output (after any shared packets already queued).
+    async fn flush(&mut self) -> Result<(), Reason> {
+        while let Some(b) = self.session.poll_output() {
+            self.out.push(b);
+        }
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(
+            self.settings.write_timeout,
+            write_all_vectored(&mut self.wr, &mut self.out),
+        )
+        .await
+        {
+            Ok(Ok(n)) => {
+                self.bytes_out += n;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("write error: {e}")),
+            Err(_) => Err(format!(
+                "peer stopped reading: a write did not finish within {} ms",
+                self.settings.write_timeout.as_millis()
+            )),
+        }
+    }
+
+    fn stream_key(&self, name: &str, params: &str) -> StreamKey {
+        let vhost = query_param(params, "vhost").or(self.vhost.as_deref());
+        StreamKey::new(vhost, self.app.as_deref().unwrap_or(""), name)
+    }
+}
+
+/// The value of `key` in a `a=b&c=d` query (or a URL with one).
+fn query_param<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+    let q = s.split_once('?').map(|(_, q)| q).unwrap_or(s);
+    q.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    })
+}

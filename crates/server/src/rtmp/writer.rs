@@ -1,0 +1,52 @@
+//! Vectored writing of a batch of shared buffers.
+//!
+//! Fan-out cost is dominated by system calls, so a player's whole queue goes out in
+//! as few `writev` calls as the kernel allows, without copying the shared bytes.
+
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+
+/// The most slices handed to one `writev` (Linux IOV_MAX is 1024).
+const MAX_IOV: usize = 512;
+
+/// Writes every buffer of `bufs` in order, then clears it.
+pub async fn write_all_vectored(
+    w: &mut OwnedWriteHalf,
+    bufs: &mut Vec<Bytes>,
+) -> std::io::Result<u64> {
+    let mut written_total = 0u64;
+    let mut first = 0usize;
+    while first < bufs.len() {
+        let n = {
+            let slices: Vec<IoSlice<'_>> = bufs[first..]
+                .iter()
+                .take(MAX_IOV)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            w.write_vectored(&slices).await?
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        written_total += n as u64;
+        let mut left = n;
+        while left > 0 && first < bufs.len() {
+            let len = bufs[first].len();
+            if left >= len {
+                left -= len;
+                first += 1;
+            } else {
+                bufs[first].advance(left);
+                left = 0;
+            }
+        }
+        while first < bufs.len() && bufs[first].is_empty() {
+            first += 1;
+        }
+    }
+    bufs.clear();
+    Ok(written_total)
+}
