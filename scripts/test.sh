@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every ferrocast test on a fresh Debian machine with Rust:
+#   1. installs the real peers the tests talk to (ffmpeg/ffprobe, rtmpdump, nginx with
+#      the RTMP module) with apt-get, and cargo-fuzz with cargo, when missing;
+#   2. unit, property and end-to-end tests (cargo test, whole workspace);
+#   3. every fuzz target for FUZZ_SECONDS (default 30) each; a crash fails the run.
+# Nothing is skipped: a peer that cannot be installed fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- 1. system packages --------------------------------------------------------
+need=()
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing system packages: ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${need[@]}"
+fi
+for tool in ffmpeg ffprobe rtmpdump nginx; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool after install" >&2; exit 1; }
+done
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+# --- 2. unit, property and end-to-end tests -------------------------------------
+log "cargo test --workspace"
+# Two test threads: the end-to-end tests run real encoders on a 2-core machine.
+cargo test --workspace --locked -- --test-threads=2
+
+# --- 3. fuzzing -----------------------------------------------------------------
+# cargo fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable toolchain build it.
+log "fuzzing each target for ${FUZZ_SECONDS}s"
+targets=$(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list)
+for t in $targets; do
+  log "fuzz target $t"
+  mkdir -p "fuzz/corpus/$t"
+  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 5)
+done
+
+log "all tests passed"
