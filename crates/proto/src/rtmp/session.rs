@@ -8,10 +8,13 @@
 //!
 //! # The server state machine
 //! ```text
-//!  handshake ──C0 C1 C2──> chunk stream ──connect──> connected ──createStream──> stream n
-//!                                                       stream n ──publish──> PublishRequested
-//!        PublishRequested ──accept_publish──> Publishing ──FCUnpublish/closeStream/deleteStream──> Idle
-//!        stream n ──play──> PlayRequested ──accept_play──> Playing ──closeStream/deleteStream──> Idle
+//! connection:  Handshake --C0 C1 C2--> Connecting --connect--> Connected
+//! each stream (createStream gives ids 1, 2, ...):
+//!   Idle --publish--> PublishRequested --accept_publish--> Publishing --+
+//!                                      `-reject_publish--> Idle         |
+//!   Idle --play-----> PlayRequested ----accept_play-----> Playing ------+
+//!                                      `-play_not_found--> Idle         |
+//!   Idle <--FCUnpublish (publishing) / closeStream / deleteStream ------+
 //! ```
 //! * The handshake ([`ServerHandshake`]) comes first; the bytes left over after C2 go
 //!   to the [`ChunkDecoder`], which applies Set Chunk Size and Abort itself.
@@ -61,15 +64,15 @@
 //! the server and rejects what would leave its state ambiguous.
 //! * Unknown commands, unknown user control events, shared objects, aggregate
 //!   messages and data messages other than metadata are ignored: Flash-era clients
-//!   send many optional calls (`_checkbw`, `onBWDone`, `receiveAudio`, `pause`...),
-//!   and answering nothing is what FMS-compatible servers do for the ones they lack.
+//!   send many optional calls (`onBWDone`, `receiveAudio`, `pause`...) and do not
+//!   wait for an answer to them; refusing them would only cut such clients off.
 //! * `releaseStream`, `FCPublish`, `FCUnpublish`, `_checkbw` and `getStreamLength`
 //!   get an empty `_result` (with `0` for `getStreamLength`: a live stream has no
 //!   length) when they carry a transaction id, because some encoders wait for it.
 //! * Audio, video and data messages that fail to parse, or arrive on a stream that is
 //!   not publishing, are dropped rather than fatal: a stray or truncated media
-//!   message is not worth a publisher's connection, and OBS/ffmpeg may send a last
-//!   frame after FCUnpublish.
+//!   message is not worth a publisher's connection, and a frame may still be in
+//!   flight when FCUnpublish or closeStream arrives.
 //! * A trailing `/` on the connect `app` is dropped and a `?query` on it (the SRS
 //!   `?vhost=` form) is put aside ([`ServerSession::app_params`]).
 //! * What stays an error: commands before `connect`, a second `connect`, `publish` or
@@ -79,8 +82,8 @@
 //!
 //! # Acknowledgements
 //! Once the peer announces its Window Acknowledgement Size, an Acknowledgement with
-//! the byte count received so far (all bytes, handshake included, modulo 2^32, as
-//! librtmp and FMS count) is queued each time that many bytes arrived since the last
+//! the byte count received so far (all bytes, handshake included, as librtmp counts,
+//! modulo 2^32) is queued each time that many bytes arrived since the last
 //! one. Before the peer announces a window nothing is acknowledged (spec 5.4.3/5.4.4).
 
 use std::collections::VecDeque;
@@ -606,41 +609,37 @@ impl ServerSession {
         let Some(msg) = self.link.handle_common(msg) else {
             return Ok(());
         };
+        // Media and data count only on the publishing stream; elsewhere they are
+        // dropped (see "What is lenient").
         match msg {
             Message::Audio {
                 timestamp,
                 stream_id,
                 payload,
-            } => {
-                if self.is_publishing(stream_id) {
-                    self.events
-                        .push_back(ServerEvent::Audio { timestamp, payload });
-                }
+            } if self.is_publishing(stream_id) => {
+                self.events
+                    .push_back(ServerEvent::Audio { timestamp, payload });
             }
             Message::Video {
                 timestamp,
                 stream_id,
                 payload,
-            } => {
-                if self.is_publishing(stream_id) {
-                    self.events
-                        .push_back(ServerEvent::Video { timestamp, payload });
-                }
+            } if self.is_publishing(stream_id) => {
+                self.events
+                    .push_back(ServerEvent::Video { timestamp, payload });
             }
             Message::Data {
                 timestamp,
                 stream_id,
                 values,
                 ..
-            } => {
-                if self.is_publishing(stream_id) {
-                    if let Some((payload, values)) = metadata_from_data(values) {
-                        self.events.push_back(ServerEvent::Metadata {
-                            timestamp,
-                            payload,
-                            values,
-                        });
-                    }
+            } if self.is_publishing(stream_id) => {
+                if let Some((payload, values)) = metadata_from_data(values) {
+                    self.events.push_back(ServerEvent::Metadata {
+                        timestamp,
+                        payload,
+                        values,
+                    });
                 }
             }
             Message::Command {
@@ -2482,12 +2481,14 @@ mod tests {
                     _ => None,
                 })
                 .collect();
-            // AVC sequence header, then two frames (the first a keyframe).
-            assert_eq!(video.len(), 3);
+            // AVC sequence header, two frames (the first a keyframe), end of sequence.
+            assert_eq!(video.len(), 4);
             assert_eq!(&video[0].1[..2], &[0x17, 0x00]);
             assert_eq!(&video[1].1[..2], &[0x17, 0x01]);
             assert_eq!(&video[2].1[..2], &[0x27, 0x01]);
-            assert_eq!((video[1].0, video[2].0), (0, 100));
+            assert_eq!(&video[3].1[..], &[0x17, 0x02, 0, 0, 0]);
+            // ffmpeg starts video 128 ms in (fmt-1 delta), then 10 fps.
+            assert_eq!((video[1].0, video[2].0), (128, 228));
             let audio: Vec<_> = events
                 .iter()
                 .filter_map(|e| match e {
