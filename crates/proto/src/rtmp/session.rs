@@ -2418,6 +2418,141 @@ mod tests {
         }
     }
 
+    #[test]
+    fn media_and_data_count_only_on_the_publishing_stream() {
+        let mut server = handshaken_server();
+        let mut input = connect_command("live");
+        input.extend_from_slice(&command(0, "createStream", 2.0, Amf0Value::Null, &[]));
+        input.extend_from_slice(&command(0, "createStream", 3.0, Amf0Value::Null, &[]));
+        input.extend_from_slice(&command(1, "publish", 0.0, Amf0Value::Null, &[text("cam")]));
+        server.handle_input(&input).unwrap();
+        drain_events(&mut server);
+        server.accept_publish(1);
+
+        let metadata = [
+            text("onMetaData"),
+            Amf0Value::Object(vec![("fps".into(), Amf0Value::Number(25.0))]),
+        ];
+        let mut input = BytesMut::new();
+        let mut data = |stream_id: u32, values: &[Amf0Value]| {
+            let payload = encode_values(values);
+            chunk::encode_message(
+                &mut input,
+                csid::DATA,
+                5,
+                type_id::DATA_AMF0,
+                stream_id,
+                &payload,
+                DEFAULT_CHUNK_SIZE,
+            );
+        };
+        // Bare onMetaData (no @setDataFrame) counts; other data messages do not.
+        data(1, &metadata);
+        data(1, &[text("onCuePoint"), Amf0Value::Null]);
+        data(1, &[text("@setDataFrame"), text("onMetaData")]);
+        // Stream 2 is not publishing.
+        data(2, &metadata);
+        chunk::encode_message(
+            &mut input,
+            csid::VIDEO,
+            9,
+            type_id::VIDEO,
+            2,
+            &[0x17, 1],
+            DEFAULT_CHUNK_SIZE,
+        );
+        chunk::encode_message(
+            &mut input,
+            csid::VIDEO,
+            10,
+            type_id::VIDEO,
+            1,
+            &[0x27, 1],
+            DEFAULT_CHUNK_SIZE,
+        );
+        server.handle_input(&input).unwrap();
+        assert_eq!(
+            drain_events(&mut server),
+            vec![
+                ServerEvent::Metadata {
+                    timestamp: 5,
+                    payload: encode_values(&metadata),
+                    values: metadata.to_vec()
+                },
+                ServerEvent::Video {
+                    timestamp: 10,
+                    payload: Bytes::from_static(&[0x27, 1])
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn play_on_a_playing_stream_switches() {
+        let mut server = handshaken_server();
+        let mut input = connect_command("live");
+        input.extend_from_slice(&command(0, "createStream", 2.0, Amf0Value::Null, &[]));
+        input.extend_from_slice(&command(1, "play", 0.0, Amf0Value::Null, &[text("a")]));
+        server.handle_input(&input).unwrap();
+        drain_events(&mut server);
+        server.accept_play(1, "a", true);
+        server
+            .handle_input(&command(1, "play", 0.0, Amf0Value::Null, &[text("b?x=1")]))
+            .unwrap();
+        assert_eq!(
+            drain_events(&mut server),
+            vec![
+                ServerEvent::StopPlay { stream_id: 1 },
+                ServerEvent::Play {
+                    stream_id: 1,
+                    stream_name: "b".into(),
+                    params: "x=1".into(),
+                    start: -2.0,
+                    duration: -1.0,
+                    reset: true
+                },
+            ]
+        );
+        // Unanswered, a second play is ambiguous: refused.
+        let err = server
+            .handle_input(&command(1, "play", 0.0, Amf0Value::Null, &[text("c")]))
+            .unwrap_err();
+        assert!(matches!(err, SessionError::Protocol(_)));
+    }
+
+    #[test]
+    fn client_reports_command_errors() {
+        let mut client = ClientSession::new(
+            SessionConfig::default(),
+            target(ClientMode::Play, "cam"),
+            0,
+            1,
+            false,
+        );
+        let mut server = ServerSession::new(SessionConfig::default(), 0, 2);
+        server.handle_input(&client.poll_output().unwrap()).unwrap();
+        client.handle_input(&server.poll_output().unwrap()).unwrap();
+        let sent = client.poll_output().unwrap();
+        assert!(sent.len() > HANDSHAKE_SIZE, "C2 and connect");
+        let info = status_object(
+            "error",
+            "NetConnection.Connect.Rejected",
+            "No such app.",
+            "",
+        );
+        client
+            .handle_input(&command(0, "_error", 1.0, Amf0Value::Null, &[info]))
+            .unwrap();
+        assert_eq!(
+            client.poll_event(),
+            Some(ClientEvent::CommandError {
+                command: "connect".into(),
+                description: "No such app.".into()
+            })
+        );
+        assert_eq!(client.poll_event(), None);
+    }
+
     fn unhex(hex: &str) -> Vec<u8> {
         (0..hex.len())
             .step_by(2)
