@@ -1,0 +1,603 @@
+//! `ferrocast-bench publish`: N RTMP publishers pushing one FLV file in real time.
+//!
+//! The file is read and split into tags once; every publisher shares those `Bytes`.
+//! Each publisher paces its tags by their timestamps against a monotonic clock
+//! (like `ffmpeg -re`): tag `t` is sent once `t` ms have passed since Publish.Start.
+//! With `--loop` the file starts over with timestamps continuing where the previous
+//! pass ended, so the stream stays monotonic for players and segmenters.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrocast_proto::amf0::{self, Amf0Limits, Amf0Value};
+use ferrocast_proto::flv::{self, parse_audio_tag, parse_video_tag, VideoPacketKind};
+use ferrocast_proto::rtmp::session::{ClientEvent, ClientTarget};
+use serde::Serialize;
+use tokio::time::{sleep_until, Instant};
+
+use crate::conn::{epoch_ms, Conn, Failure, Input};
+use crate::play::start_deadline_failure;
+use crate::ramp::{spawn_ramped, stopped, Stop, START_TIMEOUT};
+use crate::stats::{round, Spread, Tally};
+
+/// Frame duration assumed for a track with fewer than two tags to measure one from
+/// (25 fps video; about one AAC frame at 44.1 kHz is 23 ms, so this errs long).
+const DEFAULT_FRAME_GAP_MS: u32 = 40;
+
+/// One audio or video tag of the file, timestamp relative to the file's first.
+#[derive(Debug, Clone)]
+pub struct MediaTag {
+    pub video: bool,
+    pub timestamp: u32,
+    pub body: Bytes,
+}
+
+/// The file, prepared for sending.
+#[derive(Debug)]
+pub struct FlvMedia {
+    /// The first script tag's values (`"onMetaData", {...}`), if it decoded.
+    pub metadata: Option<Vec<Amf0Value>>,
+    /// The first AVC/HEVC and AAC sequence headers, sent right after the metadata.
+    pub headers: Vec<MediaTag>,
+    /// Every other audio and video tag, in file order.
+    pub tags: Vec<MediaTag>,
+    /// Length of one pass, see [`pass_length`].
+    pub pass_ms: u64,
+    /// Non-fatal problems (truncated tail, undecodable metadata), for stderr.
+    pub warnings: Vec<String>,
+}
+
+/// Splits an FLV file into what a publisher sends. Video end-of-sequence tags are
+/// dropped: sent at a loop boundary they would make players reset their decoders.
+pub fn load_flv(file: Bytes) -> Result<FlvMedia, String> {
+    let mut offset = flv::read_file_header(&file).map_err(|e| format!("FLV header: {e}"))?;
+    let mut warnings = Vec::new();
+    let mut metadata = None;
+    let mut headers = Vec::new();
+    let mut tags: Vec<MediaTag> = Vec::new();
+    let (mut have_video_header, mut have_audio_header) = (false, false);
+    loop {
+        let (tag, next) = match flv::read_tag(&file, offset) {
+            Ok(Some(found)) => found,
+            Ok(None) => break,
+            Err(e) => {
+                // An encoder that was killed leaves a cut last tag; the rest is usable.
+                warnings.push(format!("FLV file read stopped at offset {offset}: {e}"));
+                break;
+            }
+        };
+        offset = next;
+        match tag.tag_type {
+            flv::TAG_SCRIPT if metadata.is_none() => {
+                match amf0::decode_all(&tag.body, &Amf0Limits::default()) {
+                    Ok(mut values) => {
+                        // A file dumped from RTMP may keep the @setDataFrame wrapper;
+                        // send_metadata adds its own.
+                        if matches!(values.first(), Some(Amf0Value::String(s)) if s == "@setDataFrame")
+                        {
+                            values.remove(0);
+                        }
+                        metadata = Some(values);
+                    }
+                    Err(e) => warnings.push(format!("onMetaData not decoded, not sent: {e}")),
+                }
+            }
+            flv::TAG_VIDEO => {
+                let Ok(h) = parse_video_tag(&tag.body) else {
+                    warnings.push(format!("bad video tag at {offset} skipped"));
+                    continue;
+                };
+                let media = MediaTag {
+                    video: true,
+                    timestamp: tag.timestamp,
+                    body: tag.body,
+                };
+                match h.kind {
+                    VideoPacketKind::SequenceHeader if !have_video_header => {
+                        have_video_header = true;
+                        headers.push(media);
+                    }
+                    VideoPacketKind::SequenceEnd => {}
+                    _ => tags.push(media),
+                }
+            }
+            flv::TAG_AUDIO => {
+                let Ok(h) = parse_audio_tag(&tag.body) else {
+                    warnings.push(format!("bad audio tag at {offset} skipped"));
+                    continue;
+                };
+                let media = MediaTag {
+                    video: false,
+                    timestamp: tag.timestamp,
+                    body: tag.body,
+                };
+                if h.sequence_header && !have_audio_header {
+                    have_audio_header = true;
+                    headers.push(media);
+                } else {
+                    tags.push(media);
+                }
+            }
+            _ => {}
+        }
+    }
+    if tags.is_empty() {
+        return Err("the FLV file has no audio or video frames".into());
+    }
+    let first = tags.iter().map(|t| t.timestamp).min().unwrap_or(0);
+    for t in &mut tags {
+        t.timestamp = t.timestamp.saturating_sub(first);
+    }
+    for h in &mut headers {
+        h.timestamp = 0;
+    }
+    let pass_ms = pass_length(&tags);
+    Ok(FlvMedia {
+        metadata,
+        headers,
+        tags,
+        pass_ms,
+        warnings,
+    })
+}
+
+/// How far timestamps advance from one pass through the file to the next: the
+/// smallest value that keeps each track monotonic with its usual frame spacing,
+/// i.e. the longest track span (last - first timestamp + one frame of that track).
+/// Tracks rarely end together (an AAC encoder's tail runs ~100 ms past the video),
+/// so the shorter track gets a small gap at the loop point rather than the longer
+/// one going backwards, which players and muxers reject as non-monotonic.
+fn pass_length(tags: &[MediaTag]) -> u64 {
+    let span = |video: bool| -> Option<u64> {
+        let mut ts = tags
+            .iter()
+            .filter(|t| t.video == video)
+            .map(|t| t.timestamp);
+        let first = ts.next()?;
+        let mut last = first;
+        let mut gap = DEFAULT_FRAME_GAP_MS;
+        for t in ts {
+            if t > last {
+                gap = (t - last).min(1000);
+                last = t;
+            }
+        }
+        Some(u64::from(last - first) + u64::from(gap))
+    };
+    span(true)
+        .max(span(false))
+        .unwrap_or(u64::from(DEFAULT_FRAME_GAP_MS))
+}
+
+/// Stream name of publisher `index` of `count`: `name_{index}` when there are
+/// several, keeping a `?query` after the suffix.
+pub fn stream_name(name: &str, index: u32, count: u32) -> String {
+    if count <= 1 {
+        return name.to_owned();
+    }
+    match name.split_once('?') {
+        Some((base, query)) => format!("{base}_{index}?{query}"),
+        None => format!("{name}_{index}"),
+    }
+}
+
+/// What to run, from the command line.
+pub struct PublishPlan {
+    pub url: String,
+    pub file: String,
+    pub addr: SocketAddr,
+    pub target: ClientTarget,
+    pub publishers: u32,
+    pub duration: Option<Duration>,
+    pub looping: bool,
+    pub ramp: f64,
+    pub digest: bool,
+}
+
+struct PublisherResult {
+    failure: Option<Failure>,
+    lost: Option<Failure>,
+    stopped: Instant,
+    bytes_out: u64,
+    payload_bytes: u64,
+    tags_sent: u64,
+    /// Passes through the file finished.
+    loops: u64,
+    /// How late the latest tag was sent relative to its due time.
+    max_lag: Duration,
+}
+
+impl PublisherResult {
+    fn failed(mut self, failure: Failure) -> PublisherResult {
+        self.failure = Some(failure);
+        self.stopped = Instant::now();
+        self
+    }
+}
+
+/// How a publishing loop ended.
+enum Finish {
+    /// The file was sent (no --loop), the run ended or was stopped: close politely.
+    Close,
+    /// The run ended or was stopped in the middle of a write: the socket is dropped,
+    /// since a closing command after a cut message would be garbage to the server.
+    Abandon,
+    /// The connection broke; nothing more can be written.
+    Lost(Failure),
+}
+
+async fn publisher(
+    index: u32,
+    plan: Arc<PublishPlan>,
+    media: Arc<FlvMedia>,
+    clock: std::time::Instant,
+    end: Option<Instant>,
+    mut stop: Stop,
+) -> PublisherResult {
+    let mut result = PublisherResult {
+        failure: None,
+        lost: None,
+        stopped: Instant::now(),
+        bytes_out: 0,
+        payload_bytes: 0,
+        tags_sent: 0,
+        loops: 0,
+        max_lag: Duration::ZERO,
+    };
+    let mut target = plan.target.clone();
+    target.stream = stream_name(&target.stream, index, plan.publishers);
+    let connect_start = Instant::now();
+    let mut start_deadline = connect_start + START_TIMEOUT;
+    let mut run_ended = false;
+    if let Some(end) = end {
+        if end <= start_deadline {
+            start_deadline = end;
+            run_ended = true;
+        }
+    }
+
+    let open = Conn::open(
+        plan.addr,
+        target,
+        plan.digest,
+        epoch_ms(clock),
+        u64::from(index),
+    );
+    let mut conn = tokio::select! {
+        biased;
+        _ = stopped(&mut stop) => {
+            return result.failed(Failure::new("not started: interrupted", "stopped while connecting"));
+        }
+        _ = sleep_until(start_deadline) => {
+            return result.failed(start_deadline_failure("TCP connect", run_ended));
+        }
+        opened = open => match opened {
+            Ok(conn) => conn,
+            Err(failure) => return result.failed(failure),
+        },
+    };
+
+    // Until Publish.Start: read and answer, nothing else.
+    let mut stage = "handshake / connect result";
+    loop {
+        let input = tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => {
+                result.bytes_out = conn.bytes_out;
+                return result.failed(Failure::new("not started: interrupted", "stopped before Publish.Start"));
+            }
+            _ = sleep_until(start_deadline) => {
+                result.bytes_out = conn.bytes_out;
+                return result.failed(start_deadline_failure(stage, run_ended));
+            }
+            input = conn.read_input() => input,
+        };
+        let mut outcome = match input {
+            Ok(Input::Data) => None,
+            Ok(Input::Eof) => Some(Err(Failure::new(
+                "closed by server",
+                "EOF before Publish.Start",
+            ))),
+            Err(failure) => Some(Err(failure)),
+        };
+        while let Some(event) = conn.session.poll_event() {
+            match event {
+                ClientEvent::Connected => stage = "Publish.Start",
+                ClientEvent::Started { .. } => {
+                    outcome.get_or_insert(Ok(()));
+                }
+                ClientEvent::Status {
+                    level,
+                    code,
+                    description,
+                } if level == "error" => {
+                    outcome.get_or_insert(Err(Failure::new(format!("status {code}"), description)));
+                }
+                ClientEvent::CommandError {
+                    command,
+                    description,
+                } => {
+                    outcome.get_or_insert(Err(Failure::new(
+                        format!("command error: {command}"),
+                        description,
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if let Err(e) = conn.flush().await {
+            outcome.get_or_insert(Err(Failure::io(&e)));
+        }
+        match outcome {
+            None => {}
+            Some(Ok(())) => break,
+            Some(Err(failure)) => {
+                result.bytes_out = conn.bytes_out;
+                return result.failed(failure);
+            }
+        }
+    }
+
+    let finish = send_media(&mut conn, &media, plan.looping, end, &mut stop, &mut result).await;
+    result.stopped = Instant::now();
+    result.bytes_out = conn.bytes_out;
+    match finish {
+        Finish::Close => result.bytes_out = conn.close().await,
+        Finish::Abandon => {}
+        Finish::Lost(failure) => result.lost = Some(failure),
+    }
+    result
+}
+
+/// Metadata, sequence headers, then the tags at their due times until the file
+/// ends (no `looping`), the run ends, a stop, or the connection breaks.
+async fn send_media(
+    conn: &mut Conn,
+    media: &FlvMedia,
+    looping: bool,
+    end: Option<Instant>,
+    stop: &mut Stop,
+    result: &mut PublisherResult,
+) -> Finish {
+    let base = Instant::now();
+    if let Some(values) = &media.metadata {
+        conn.session.send_metadata(values);
+    }
+    for h in &media.headers {
+        send_tag(conn, h, 0, result);
+    }
+    // A run without an end still needs an instant to sleep until; a year is "never".
+    let end = end.unwrap_or_else(|| base + Duration::from_secs(365 * 24 * 3600));
+    let mut pos = 0;
+    let mut pass_offset: u64 = 0;
+    loop {
+        // Queue every tag that is due.
+        let now = Instant::now();
+        let next_due = loop {
+            if pos == media.tags.len() {
+                result.loops += 1;
+                if !looping {
+                    break None;
+                }
+                pos = 0;
+                pass_offset += media.pass_ms;
+            }
+            let tag = &media.tags[pos];
+            let ts = pass_offset + u64::from(tag.timestamp);
+            let due = base + Duration::from_millis(ts);
+            if due > now {
+                break Some(due);
+            }
+            result.max_lag = result.max_lag.max(now - due);
+            // RTMP timestamps are 32-bit milliseconds and wrap after 49.7 days.
+            send_tag(conn, tag, ts as u32, result);
+            pos += 1;
+        };
+        // Write it; a server that stops reading must not hold the bench past the end.
+        tokio::select! {
+            biased;
+            _ = stopped(stop) => return Finish::Abandon,
+            _ = sleep_until(end) => return Finish::Abandon,
+            written = conn.flush() => {
+                if let Err(e) = written {
+                    return Finish::Lost(Failure::io(&e));
+                }
+            }
+        }
+        let Some(next_due) = next_due else {
+            return Finish::Close;
+        };
+        // Wait for the next tag, answering the server (acks, pings) meanwhile.
+        loop {
+            let input = tokio::select! {
+                biased;
+                _ = stopped(stop) => return Finish::Close,
+                _ = sleep_until(end) => return Finish::Close,
+                _ = sleep_until(next_due) => break,
+                input = conn.read_input() => input,
+            };
+            match input {
+                Ok(Input::Data) => {}
+                Ok(Input::Eof) => {
+                    return Finish::Lost(Failure::new("closed by server", "EOF while publishing"))
+                }
+                Err(failure) => return Finish::Lost(failure),
+            }
+            while let Some(event) = conn.session.poll_event() {
+                if let ClientEvent::Status {
+                    level,
+                    code,
+                    description,
+                } = event
+                {
+                    if level == "error" {
+                        return Finish::Lost(Failure::new(format!("status {code}"), description));
+                    }
+                }
+            }
+            if let Err(e) = conn.flush().await {
+                return Finish::Lost(Failure::io(&e));
+            }
+        }
+    }
+}
+
+fn send_tag(conn: &mut Conn, tag: &MediaTag, timestamp: u32, result: &mut PublisherResult) {
+    if tag.video {
+        conn.session.send_video(timestamp, &tag.body);
+    } else {
+        conn.session.send_audio(timestamp, &tag.body);
+    }
+    result.tags_sent += 1;
+    result.payload_bytes += tag.body.len() as u64;
+}
+
+/// The JSON report of a publish run; field meanings are in main.rs's module doc.
+#[derive(Debug, Serialize)]
+pub struct PublishReport {
+    pub url: String,
+    pub file: String,
+    pub publishers: u32,
+    pub connected: u64,
+    pub failed: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub failure_examples: BTreeMap<String, String>,
+    pub duration_s: f64,
+    pub bytes_sent: u64,
+    pub payload_bytes_sent: u64,
+    pub tags_sent: u64,
+    pub loops: Spread,
+    pub max_send_lag_ms: f64,
+    pub disconnected_early: u64,
+    pub disconnect_reasons: BTreeMap<String, u64>,
+}
+
+pub async fn run(plan: PublishPlan, media: FlvMedia, mut stop: Stop) -> PublishReport {
+    let plan = Arc::new(plan);
+    let media = Arc::new(media);
+    let clock = std::time::Instant::now();
+    let t0 = Instant::now();
+    let end = plan.duration.map(|d| t0 + d);
+    let task_stop = stop.clone();
+    let (handles, not_started) =
+        spawn_ramped(plan.publishers, plan.ramp, t0, end, &mut stop, |i| {
+            publisher(
+                i,
+                plan.clone(),
+                media.clone(),
+                clock,
+                end,
+                task_stop.clone(),
+            )
+        })
+        .await;
+
+    let mut failures = Tally::default();
+    let mut lost = Tally::default();
+    let mut loops = Vec::with_capacity(handles.len());
+    let (mut bytes_sent, mut payload, mut tags_sent) = (0, 0, 0);
+    let mut max_lag = Duration::ZERO;
+    let mut last_stop = t0;
+    for handle in handles {
+        let r = match handle.await {
+            Ok(r) => r,
+            Err(e) => {
+                failures.add("bench task panicked", &e.to_string());
+                continue;
+            }
+        };
+        bytes_sent += r.bytes_out;
+        payload += r.payload_bytes;
+        tags_sent += r.tags_sent;
+        last_stop = last_stop.max(r.stopped);
+        if let Some(f) = &r.failure {
+            failures.add(&f.reason, &f.detail);
+            continue;
+        }
+        if let Some(f) = &r.lost {
+            lost.add(&f.reason, &f.detail);
+        }
+        loops.push(r.loops as f64);
+        max_lag = max_lag.max(r.max_lag);
+    }
+    if let Some(ns) = &not_started {
+        for _ in 0..ns.count {
+            failures.add(ns.reason, ns.reason);
+        }
+    }
+    PublishReport {
+        url: plan.url.clone(),
+        file: plan.file.clone(),
+        publishers: plan.publishers,
+        connected: loops.len() as u64,
+        failed: failures.total(),
+        failures: failures.counts,
+        failure_examples: failures.examples,
+        duration_s: round(last_stop.saturating_duration_since(t0).as_secs_f64(), 3),
+        bytes_sent,
+        payload_bytes_sent: payload,
+        tags_sent,
+        loops: Spread::of(&mut loops, 0),
+        max_send_lag_ms: round(max_lag.as_secs_f64() * 1000.0, 1),
+        disconnected_early: lost.total(),
+        disconnect_reasons: lost.counts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names() {
+        assert_eq!(stream_name("cam", 0, 1), "cam");
+        assert_eq!(stream_name("cam", 3, 5), "cam_3");
+        assert_eq!(stream_name("cam?key=a", 1, 2), "cam_1?key=a");
+    }
+
+    #[test]
+    fn loads_tags_and_pass_length() {
+        let mut file = bytes::BytesMut::from(&flv::file_header(true, true)[..]);
+        let meta = amf0::encode_to_vec(&Amf0Value::String("onMetaData".into()));
+        flv::write_tag(&mut file, flv::TAG_SCRIPT, 0, &meta);
+        flv::write_tag(&mut file, flv::TAG_VIDEO, 100, &[0x17, 0, 0, 0, 0, 1]);
+        flv::write_tag(&mut file, flv::TAG_AUDIO, 100, &[0xaf, 0, 0x12]);
+        flv::write_tag(&mut file, flv::TAG_VIDEO, 100, &[0x17, 1, 0, 0, 0, 9]);
+        flv::write_tag(&mut file, flv::TAG_AUDIO, 120, &[0xaf, 1, 0x21]);
+        flv::write_tag(&mut file, flv::TAG_VIDEO, 133, &[0x27, 1, 0, 0, 0, 9]);
+        flv::write_tag(&mut file, flv::TAG_VIDEO, 166, &[0x27, 1, 0, 0, 0, 9]);
+        flv::write_tag(&mut file, flv::TAG_VIDEO, 166, &[0x17, 2, 0, 0, 0]);
+        let media = load_flv(file.freeze()).unwrap();
+        assert_eq!(media.metadata.as_deref().map(<[_]>::len), Some(1));
+        assert_eq!(media.headers.len(), 2);
+        let ts: Vec<u32> = media.tags.iter().map(|t| t.timestamp).collect();
+        // The end-of-sequence tag is dropped; timestamps start at 0.
+        assert_eq!(ts, [0, 20, 33, 66]);
+        // Video spans 0..66 plus a 33 ms frame; the lone audio tag 40 ms.
+        assert_eq!(media.pass_ms, 66 + 33);
+        assert!(media.warnings.is_empty());
+    }
+
+    fn tag(video: bool, timestamp: u32) -> MediaTag {
+        MediaTag {
+            video,
+            timestamp,
+            body: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn pass_length_keeps_the_longer_track_continuous() {
+        // 30 fps video at 0..2966 and AAC at 44..3057 every 23 ms, like an ffmpeg file.
+        let mut tags: Vec<MediaTag> = (0..90).map(|i| tag(true, i * 1000 / 30)).collect();
+        tags.extend((0..132).map(|i| tag(false, 44 + i * 23)));
+        // Video spans 2966 + 33 = 2999, audio 3057 - 44 + 23 = 3036: audio continues
+        // seamlessly and video gets a 70 ms gap (instead of audio going backwards).
+        assert_eq!(pass_length(&tags), 3036);
+        assert_eq!(pass_length(&[tag(false, 7)]), 40);
+        assert_eq!(pass_length(&[]), 40);
+    }
+}
