@@ -38,16 +38,6 @@ enum Role {
     },
 }
 
-impl Role {
-    fn name(&self) -> &'static str {
-        match self {
-            Role::None => "none",
-            Role::Publisher(_) => "publisher",
-            Role::Player { .. } => "player",
-        }
-    }
-}
-
 struct Conn {
     peer: SocketAddr,
     session: ServerSession,

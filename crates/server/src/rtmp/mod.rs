@@ -3,7 +3,6 @@
 pub mod conn;
 pub mod writer;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,8 +89,4 @@ pub async fn serve(
     }
     drop(listener);
     while tasks.join_next().await.is_some() {}
-}
-
-pub fn local_addr(l: &TcpListener) -> Option<SocketAddr> {
-    l.local_addr().ok()
 }

@@ -1,0 +1,74 @@
+//! ferrocast: a live-streaming media server. This library is the server (`ferrocast`
+//! binary's body): configuration, the stream hub and the protocol front ends that
+//! drive the sans-IO code of `ferrocast-proto`.
+
+pub mod config;
+pub mod hub;
+pub mod rtmp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use config::Config;
+
+/// How long shutdown waits for sessions to end before exiting anyway (the process
+/// must be gone within 5 s of SIGTERM).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// Binds the listeners and serves until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let rtmp_listener = TcpListener::bind(&config.rtmp.listen)
+        .await
+        .map_err(|e| format!("cannot listen for RTMP on {}: {e}", config.rtmp.listen))?;
+    let rtmp_addr = rtmp_listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        rtmp = %rtmp_addr,
+        threads = config.worker_threads(),
+        data_dir = %config.data_dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "ferrocast listening"
+    );
+    let hub = hub::Hub::new(hub::HubConfig::from_config(&config));
+    let settings = Arc::new(rtmp::RtmpSettings::from_config(&config));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut rtmp_task = tokio::spawn(rtmp::serve(
+        rtmp_listener,
+        hub.clone(),
+        settings,
+        config.rtmp.max_connections,
+        stop_rx,
+    ));
+
+    let signal = wait_for_signal();
+    tokio::select! {
+        s = signal => tracing::info!(signal = s, "shutting down: no new connections, ending sessions"),
+        r = &mut rtmp_task => return r.map_err(|e| format!("RTMP listener failed: {e}")),
+    }
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, rtmp_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("sessions did not end within {SHUTDOWN_GRACE:?}; exiting anyway");
+    }
+    tracing::info!("ferrocast stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
