@@ -1,0 +1,806 @@
+//! The end-to-end harness: runs the real `ferrocast` binary on free loopback ports and
+//! drives it with programs we did not write (ffmpeg, ffprobe, rtmpdump).
+//!
+//! Every process a test starts is owned by a guard that kills it on drop, so a failed
+//! assertion never leaves a server or an encoder running. Each server gets its own
+//! directory under `CARGO_TARGET_TMPDIR` (its config, its log, the players'
+//! recordings); the directory is removed when the test passes and kept when it fails,
+//! so the log and the recordings can be looked at.
+//!
+//! A missing tool is a failure with a message naming the Debian package: these tests
+//! are never skipped.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// The server binary under test.
+pub const FERROCAST: &str = env!("CARGO_BIN_EXE_ferrocast");
+
+/// How long the server may take to accept on its RTMP port after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a process gets between SIGTERM and SIGKILL when a guard is dropped.
+const TERM_GRACE: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------------
+// Tools
+// ---------------------------------------------------------------------------------
+
+/// Fails the test (never skips it) when `tool` cannot be started.
+pub fn require(tool: &str) {
+    let (arg, package) = match tool {
+        "ffmpeg" | "ffprobe" => ("-version", "ffmpeg"),
+        "rtmpdump" => ("--help", "rtmpdump"),
+        other => ("--version", other),
+    };
+    match Command::new(tool)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => {}
+        Err(e) => panic!(
+            "`{tool}` cannot be run ({e}): the end-to-end tests need it; install the Debian \
+             package `{package}` (scripts/test.sh does this)"
+        ),
+    }
+}
+
+/// `(major, minor)` of the installed ffmpeg.
+pub fn ffmpeg_version() -> (u32, u32) {
+    require("ffmpeg");
+    let out = Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .expect("run ffmpeg -version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "ffmpeg version 5.1.9-0+deb12u1 Copyright ..." or "ffmpeg version n6.1 ..."
+    let word = text
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("unexpected `ffmpeg -version` output: {text}"));
+    let digits = word.trim_start_matches(|c: char| !c.is_ascii_digit());
+    let mut parts = digits
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+// ---------------------------------------------------------------------------------
+// Directories
+// ---------------------------------------------------------------------------------
+
+static DIR_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A per-test directory; removed on drop unless the test is failing.
+pub struct TestDir {
+    pub path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("e2e")
+            .join(format!("{name}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        TestDir { path }
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------
+
+/// A child process whose stderr (and stdout, unless piped elsewhere) goes to a file in
+/// the test directory. Killed with SIGKILL on drop.
+pub struct Proc {
+    pub label: String,
+    child: Child,
+    output: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Starts `program args` with its output in `dir/<label>.log`.
+    pub fn spawn(label: &str, program: &str, args: &[&str], dir: &Path) -> Proc {
+        require(program);
+        let output = dir.join(format!("{label}.log"));
+        let file = File::create(&output).expect("create process log");
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup log fd"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        Proc {
+            label: label.to_string(),
+            child,
+            output,
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process printed so far.
+    pub fn output(&self) -> String {
+        strip_ansi(&fs::read_to_string(&self.output).unwrap_or_default())
+    }
+
+    /// The exit status, if it exited within `timeout`.
+    pub fn wait_for(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.status.is_some() {
+            return self.status;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                self.status = Some(s);
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The exit status; fails the test if the process runs longer than `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        match self.wait_for(timeout) {
+            Some(s) => s,
+            None => panic!(
+                "{} still running after {timeout:?}; its output:\n{}",
+                self.label,
+                self.output()
+            ),
+        }
+    }
+
+    /// Waits (up to `timeout`) and fails the test unless the process exited with 0.
+    pub fn wait_success(&mut self, timeout: Duration) {
+        let status = self.wait(timeout);
+        assert!(
+            status.success(),
+            "{} failed ({status}); its output:\n{}",
+            self.label,
+            self.output()
+        );
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.wait_for(Duration::ZERO).is_none()
+    }
+
+    /// Sends `signal` (a name such as "TERM" or "INT") with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{signal} {} failed", self.child.id());
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------------
+
+/// A running `ferrocast` with its own ports, directory, config and log.
+pub struct Server {
+    child: Option<Child>,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    log_path: PathBuf,
+    // Last: the directory outlives the process writing into it.
+    pub dir: TestDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+impl Server {
+    /// Starts the server with `toml` as its config file and waits until it accepts.
+    pub fn start(name: &str, toml: &str) -> Server {
+        let dir = TestDir::new(name);
+        let config = dir.join("c.toml");
+        fs::write(&config, toml).expect("write config");
+        // A port found free may be taken by someone else before the server binds it:
+        // then the server exits with "cannot listen" and we try other ports.
+        for attempt in 0..3 {
+            let rtmp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let log_path = dir.join(&format!("ferrocast-{attempt}.log"));
+            let log = File::create(&log_path).expect("create server log");
+            let mut child = Command::new(FERROCAST)
+                .arg("--rtmp")
+                .arg(rtmp.to_string())
+                .arg("--http")
+                .arg(http.to_string())
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("dup log fd"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {FERROCAST}: {e}"));
+            let deadline = Instant::now() + START_TIMEOUT;
+            let accepted = loop {
+                if TcpStream::connect_timeout(&rtmp, Duration::from_millis(200)).is_ok() {
+                    break true;
+                }
+                if !matches!(child.try_wait(), Ok(None)) || Instant::now() >= deadline {
+                    break false;
+                }
+                sleep(Duration::from_millis(25));
+            };
+            if accepted {
+                return Server {
+                    child: Some(child),
+                    rtmp,
+                    http,
+                    log_path,
+                    dir,
+                };
+            }
+            let exited = !matches!(child.try_wait(), Ok(None));
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = strip_ansi(&fs::read_to_string(&log_path).unwrap_or_default());
+            if exited && text.contains("cannot listen") && attempt < 2 {
+                continue;
+            }
+            if exited {
+                panic!("ferrocast exited during start-up; log:\n{text}");
+            }
+            panic!("ferrocast did not accept on {rtmp} within {START_TIMEOUT:?}; log:\n{text}");
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// `rtmp://127.0.0.1:P/live/<name>`
+    pub fn url(&self, name: &str) -> String {
+        format!("rtmp://{}/live/{name}", self.rtmp)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The server's log so far (stdout and stderr, colour codes removed).
+    pub fn log(&self) -> String {
+        strip_ansi(&fs::read_to_string(&self.log_path).unwrap_or_default())
+    }
+
+    /// Waits until a log line contains every one of `needles`; returns that line.
+    pub fn wait_for_log(&self, needles: &[&str], timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_string();
+            }
+            if Instant::now() >= deadline {
+                panic!("no log line with {needles:?} within {timeout:?}; server log:\n{log}");
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `RTMP session closed` line of the connection from `peer`, waiting for it.
+    pub fn closed_line(&self, peer: SocketAddr, timeout: Duration) -> String {
+        let peer_field = format!("peer={peer} ");
+        self.wait_for_log(&["RTMP session closed", &peer_field], timeout)
+    }
+
+    pub fn is_alive(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit; `None` if still running.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                self.child = None;
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop_now(&mut self) {
+        if self.child.is_some() && self.terminate(TERM_GRACE).is_none() {
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_now();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- ferrocast log (last 40 lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// Removes ANSI colour sequences (in case a subscriber ignores NO_COLOR).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------
+// Media
+// ---------------------------------------------------------------------------------
+
+/// Frames in [`src_flv`]: 10 s at 25 fps.
+pub const SRC_FRAMES: u64 = 250;
+/// Frames per GOP in [`src_flv`] (2 s).
+pub const SRC_GOP: u64 = 50;
+
+/// The 10 s test file (H.264 640x360 25 fps, GOP 2 s, AAC 44.1 kHz), made once and
+/// kept in the target directory. Written under a temporary name and renamed, so
+/// concurrent test binaries never see half a file.
+pub fn src_flv() -> PathBuf {
+    static SRC: OnceLock<PathBuf> = OnceLock::new();
+    SRC.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
+        fs::create_dir_all(&dir).expect("create media dir");
+        let path = dir.join("src-testsrc2-640x360-25fps-g50-aac44100-10s.flv");
+        if path.exists() {
+            return path;
+        }
+        let tmp = dir.join(format!("src.{}.tmp.flv", std::process::id()));
+        let t = tmp.to_str().unwrap();
+        run_ok(
+            "ffmpeg",
+            &[
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=25",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=44100",
+                "-t",
+                "10",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-g",
+                "50",
+                "-keyint_min",
+                "50",
+                "-sc_threshold",
+                "0",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "64k",
+                "-f",
+                "flv",
+                t,
+            ],
+        );
+        fs::rename(&tmp, &path).expect("rename media file");
+        path
+    })
+    .clone()
+}
+
+/// Runs a short command to completion; fails the test on a non-zero exit.
+pub fn run_ok(program: &str, args: &[&str]) -> String {
+    require(program);
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const FFMPEG_COMMON: &[&str] = &["-nostdin", "-hide_banner", "-loglevel", "error"];
+
+/// `ffmpeg -re -i <file> -c copy -f flv <url>` with `extra_in` before `-i`.
+pub fn publish_file(server: &Server, label: &str, name: &str, extra_in: &[&str]) -> Proc {
+    let src = src_flv();
+    let url = server.url(name);
+    let mut args: Vec<&str> = FFMPEG_COMMON.to_vec();
+    args.push("-re");
+    args.extend_from_slice(extra_in);
+    args.extend_from_slice(&["-i", src.to_str().unwrap(), "-c", "copy", "-f", "flv", &url]);
+    Proc::spawn(label, "ffmpeg", &args, &server.dir.path)
+}
+
+/// A live encoder: lavfi testsrc2 + sine, libx264 ultrafast + AAC, for `seconds`,
+/// paced in real time.
+pub fn publish_live(server: &Server, label: &str, name: &str, size: &str, seconds: u32) -> Proc {
+    let url = server.url(name);
+    let video = format!("testsrc2=size={size}:rate=25");
+    let secs = seconds.to_string();
+    let mut args: Vec<&str> = FFMPEG_COMMON.to_vec();
+    args.extend_from_slice(&[
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        &video,
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        &secs,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        "25",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "flv",
+        &url,
+    ]);
+    Proc::spawn(label, "ffmpeg", &args, &server.dir.path)
+}
+
+/// A player recording to `out` as FLV: `ffmpeg -i <url> <extra_out> -c copy -f flv out`.
+/// `-copyinkf` is always given, so the file shows exactly where the server started
+/// the player (ffmpeg would otherwise drop frames before the first keyframe).
+pub fn record(server: &Server, label: &str, name: &str, out: &Path, extra_out: &[&str]) -> Proc {
+    let url = server.url(name);
+    let mut args: Vec<&str> = FFMPEG_COMMON.to_vec();
+    args.extend_from_slice(&["-i", &url]);
+    args.extend_from_slice(extra_out);
+    args.extend_from_slice(&["-c", "copy", "-copyinkf", "-f", "flv", "-y"]);
+    args.push(out.to_str().unwrap());
+    Proc::spawn(label, "ffmpeg", &args, &server.dir.path)
+}
+
+// ---------------------------------------------------------------------------------
+// ffprobe
+// ---------------------------------------------------------------------------------
+
+/// Runs ffprobe with `-of compact=p=0` and returns one `key -> value` map per line.
+pub fn ffprobe(args: &[&str]) -> Vec<HashMap<String, String>> {
+    let mut all = vec!["-v", "error", "-of", "compact=p=0"];
+    all.extend_from_slice(args);
+    let out = run_ok("ffprobe", &all);
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split('|')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    pub codec_type: String,
+    pub codec_name: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub sample_rate: Option<u32>,
+}
+
+/// The streams ffprobe finds in a file or URL.
+pub fn probe_streams(target: &str) -> Vec<StreamInfo> {
+    let mut args = Vec::new();
+    if target.starts_with("rtmp://") {
+        // A live URL: give up after 20 s of silence instead of hanging.
+        args.extend_from_slice(&["-rw_timeout", "20000000"]);
+    }
+    args.extend_from_slice(&[
+        "-show_entries",
+        "stream=codec_type,codec_name,width,height,sample_rate",
+        target,
+    ]);
+    ffprobe(&args)
+        .into_iter()
+        .map(|m| StreamInfo {
+            codec_type: m.get("codec_type").cloned().unwrap_or_default(),
+            codec_name: m.get("codec_name").cloned().unwrap_or_default(),
+            width: m.get("width").and_then(|v| v.parse().ok()),
+            height: m.get("height").and_then(|v| v.parse().ok()),
+            sample_rate: m.get("sample_rate").and_then(|v| v.parse().ok()),
+        })
+        .collect()
+}
+
+/// Asserts the streams of the test media: H.264 640x360 and AAC 44.1 kHz.
+pub fn assert_src_streams(streams: &[StreamInfo], what: &str) {
+    let video = streams
+        .iter()
+        .find(|s| s.codec_type == "video")
+        .unwrap_or_else(|| panic!("{what}: no video stream in {streams:?}"));
+    assert_eq!(video.codec_name, "h264", "{what}: {streams:?}");
+    assert_eq!(
+        (video.width, video.height),
+        (Some(640), Some(360)),
+        "{what}: {streams:?}"
+    );
+    let audio = streams
+        .iter()
+        .find(|s| s.codec_type == "audio")
+        .unwrap_or_else(|| panic!("{what}: no audio stream in {streams:?}"));
+    assert_eq!(audio.codec_name, "aac", "{what}: {streams:?}");
+    assert_eq!(audio.sample_rate, Some(44100), "{what}: {streams:?}");
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub video: u64,
+    pub audio: u64,
+}
+
+/// Packets per media type in a file (`-count_packets`).
+pub fn packet_counts(path: &Path) -> Counts {
+    let mut c = Counts::default();
+    for m in ffprobe(&[
+        "-count_packets",
+        "-show_entries",
+        "stream=codec_type,nb_read_packets",
+        path.to_str().unwrap(),
+    ]) {
+        let n: u64 = m
+            .get("nb_read_packets")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        match m.get("codec_type").map(String::as_str) {
+            Some("video") => c.video += n,
+            Some("audio") => c.audio += n,
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Whether the first video packet of a file is a keyframe (ffprobe flags contain K).
+pub fn first_video_is_keyframe(path: &Path) -> bool {
+    let rows = ffprobe(&[
+        "-select_streams",
+        "v",
+        "-read_intervals",
+        "%+#1",
+        "-show_entries",
+        "packet=flags",
+        path.to_str().unwrap(),
+    ]);
+    let flags = rows
+        .first()
+        .and_then(|m| m.get("flags"))
+        .unwrap_or_else(|| panic!("no video packet in {}", path.display()));
+    flags.contains('K')
+}
+
+/// `(codec_type, dts in the stream's time base)` of every packet, in file order.
+pub fn packet_dts(path: &Path) -> Vec<(String, i64)> {
+    ffprobe(&[
+        "-show_entries",
+        "packet=codec_type,dts",
+        path.to_str().unwrap(),
+    ])
+    .into_iter()
+    .filter_map(|m| {
+        let dts = m.get("dts")?.parse().ok()?;
+        Some((m.get("codec_type")?.clone(), dts))
+    })
+    .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Raw TCP peers
+// ---------------------------------------------------------------------------------
+
+/// A small deterministic PRNG (xorshift64*) for garbage bytes.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next_u64() >> 56) as u8).collect()
+    }
+}
+
+/// Connects to the server's RTMP port with read/write timeouts set.
+pub fn raw_connect(server: &Server) -> TcpStream {
+    let s = TcpStream::connect_timeout(&server.rtmp, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// Does the simple RTMP handshake by hand: C0 = 3, C1 = 1536 bytes (zero time, zero
+/// version, random), reads S0 S1 S2, sends C2 = S1 echoed.
+pub fn raw_handshake(s: &mut TcpStream, rng: &mut Rng) {
+    use std::io::Write;
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; 8]);
+    c0c1.extend_from_slice(&rng.bytes(1528));
+    s.write_all(&c0c1).expect("send C0 C1");
+    let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
+    read_exact_within(s, &mut s0s1s2, Duration::from_secs(10));
+    assert_eq!(s0s1s2[0], 3, "S0 is the RTMP version 3");
+    s.write_all(&s0s1s2[1..1537]).expect("send C2");
+}
+
+fn read_exact_within(s: &mut TcpStream, buf: &mut [u8], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut got = 0;
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) => panic!("server closed during the handshake after {got} bytes"),
+            Ok(n) => got += n,
+            Err(e) if is_timeout(&e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "handshake: only {got} of {} bytes within {timeout:?}",
+                    buf.len()
+                );
+            }
+            Err(e) => panic!("handshake read: {e}"),
+        }
+    }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// Reads (discarding) until the server closes the connection; `Err` if it is still
+/// open after `timeout`. A reset counts as closed.
+pub fn wait_closed(s: &mut TcpStream, timeout: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return Ok(start.elapsed()),
+        }
+        if start.elapsed() >= timeout {
+            return Err(format!("connection still open after {timeout:?}"));
+        }
+    }
+}
+
+/// `Duration::from_secs`, short.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
