@@ -451,8 +451,10 @@ impl ServerSession {
     }
 
     /// Answers [`ServerEvent::Play`]: Stream Begin, NetStream.Play.Reset (when
-    /// `reset`), NetStream.Play.Start, |RtmpSampleAccess and NetStream.Data.Start, as
-    /// FMS and SRS send them. Media may be written after this output.
+    /// `reset`), NetStream.Play.Start and |RtmpSampleAccess, as nginx-rtmp sends them.
+    /// No NetStream.Data.Start (FMS/SRS send one): ffmpeg's FLV demuxer turns that
+    /// data message into an extra "unknown" data stream, which confuses players and
+    /// remuxers (`ffprobe` would list three streams). Media may follow this output.
     pub fn accept_play(&mut self, stream_id: u32, stream_name: &str, reset: bool) {
         if let Some(stream) = self.stream_in(stream_id, StreamState::PlayRequested) {
             stream.state = StreamState::Playing;
@@ -484,14 +486,6 @@ impl ServerSession {
             ];
             self.link
                 .send_data(csid::DATA, stream_id, 0, &sample_access);
-            let data_start = [
-                Amf0Value::String("onStatus".into()),
-                Amf0Value::Object(vec![(
-                    "code".into(),
-                    Amf0Value::String("NetStream.Data.Start".into()),
-                )]),
-            ];
-            self.link.send_data(csid::DATA, stream_id, 0, &data_start);
         } else if self.take_withdrawn(Withdrawn::Play(stream_id)) {
             self.events.push_back(ServerEvent::StopPlay { stream_id });
         }
@@ -1916,11 +1910,7 @@ mod tests {
             .contains(&ClientEvent::Started { stream_id: 1 }));
         assert_eq!(
             p.status_codes(),
-            [
-                "NetStream.Play.Reset",
-                "NetStream.Play.Start",
-                "NetStream.Data.Start"
-            ]
+            ["NetStream.Play.Reset", "NetStream.Play.Start"]
         );
         assert_eq!(p.client.stream_id(), Some(1));
         let sent = messages(&p.to_server);
