@@ -5,6 +5,7 @@
 #
 #   ./scripts/bench.sh [PLAYERS...]        default: 10 100 1000
 #   DURATION=20 REPEAT=3 ./scripts/bench.sh 100
+#   SERVERS=ferrocast FERROCAST_CONFIG=flush0.toml ./scripts/bench.sh 1000
 #
 # For each server and player count: one publisher pushes a ~2 Mbit/s H.264+AAC file
 # (stream copy, real time), N players play it for DURATION seconds; we read the
@@ -46,7 +47,9 @@ rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/pro
 TICKS=$(getconf CLK_TCK)
 
 start_ferrocast() {
-  RUST_LOG=warn "$FERROCAST" --rtmp 127.0.0.1:19360 --http 127.0.0.1:19361 --data-dir "$OUT/data" >"$OUT/ferrocast.log" 2>&1 &
+  local cfg=()
+  [ -n "${FERROCAST_CONFIG:-}" ] && cfg=(--config "$FERROCAST_CONFIG")
+  RUST_LOG=warn "$FERROCAST" "${cfg[@]}" --rtmp 127.0.0.1:19360 --http 127.0.0.1:19361 --data-dir "$OUT/data" >"$OUT/ferrocast.log" 2>&1 &
   SERVER_PIDS=($!)
   PORT=19360
 }
@@ -94,7 +97,7 @@ j = json.loads(j)
 cpu_s = (int(c1) - int(c0)) / int(ticks)
 gb = j["bytes_total"] / 1e9
 print(json.dumps({
-  "server": server, "players": int(n), "connected": j["connected"], "failed": j["failed"],
+  "server": server, "config": __import__("os").environ.get("FERROCAST_CONFIG", "") if server == "ferrocast" else "", "players": int(n), "connected": j["connected"], "failed": j["failed"],
   "cpu_s": round(cpu_s, 2), "delivered_gb": round(gb, 3),
   "cpu_s_per_gb": round(cpu_s / gb, 2) if gb > 0 else None,
   "rss_per_player_kb": round((int(r1) - int(r0)) / int(n), 1),
@@ -107,7 +110,7 @@ PY
 
 for n in "${PLAYERS[@]}"; do
   for r in $(seq "$REPEAT"); do
-    for s in ferrocast nginx; do
+    for s in ${SERVERS:-ferrocast nginx}; do
       run_one "$s" "$n" | tee -a "$OUT/results.jsonl"
     done
   done
