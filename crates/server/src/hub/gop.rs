@@ -46,7 +46,7 @@ impl GopCache {
         match packet.kind {
             PacketKind::Metadata => self.metadata = Some(packet.clone()),
             PacketKind::Video if packet.sequence_header => {
-                self.has_video = true;
+                self.video_appeared();
                 self.video_header = Some(packet.clone());
             }
             PacketKind::Audio if packet.sequence_header => self.audio_header = Some(packet.clone()),
@@ -56,7 +56,7 @@ impl GopCache {
                     return;
                 }
                 if packet.kind == PacketKind::Video {
-                    self.has_video = true;
+                    self.video_appeared();
                     if packet.keyframe {
                         self.drop_frames();
                         self.started = true;
@@ -85,6 +85,16 @@ impl GopCache {
                 self.bytes += packet.size();
                 self.frames.push_back(packet.clone());
             }
+        }
+    }
+
+    /// Audio cached while the stream looked audio-only must not be followed by a
+    /// non-key video frame: start again at the next keyframe.
+    fn video_appeared(&mut self) {
+        if !self.has_video {
+            self.has_video = true;
+            self.drop_frames();
+            self.started = false;
         }
     }
 
@@ -188,6 +198,23 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert!(out[0].keyframe);
         assert!(g.cached_bytes() <= 30);
+    }
+
+    #[test]
+    fn audio_before_video_does_not_let_a_p_frame_lead() {
+        let mut g = GopCache::new(true, 100, 1 << 20);
+        g.push(&pkt(PacketKind::Audio, 0, false, false, 10));
+        g.push(&pkt(PacketKind::Audio, 23, false, false, 10));
+        g.push(&pkt(PacketKind::Video, 40, false, false, 10)); // P-frame first
+        g.push(&pkt(PacketKind::Audio, 46, false, false, 10));
+        let mut out = Vec::new();
+        g.snapshot(&mut out);
+        assert!(out.iter().all(|p| p.kind != PacketKind::Video));
+        assert!(out.is_empty());
+        g.push(&pkt(PacketKind::Video, 80, true, false, 10));
+        out.clear();
+        g.snapshot(&mut out);
+        assert!(out[0].keyframe);
     }
 
     #[test]

@@ -173,19 +173,23 @@ impl Hub {
         let id = self.next_session_id();
         let stream = {
             let mut streams = self.streams.lock().unwrap();
-            match streams.get(&key) {
+            // A stream that just ended but is not yet out of the map is replaced.
+            let live = streams
+                .get(&key)
+                .filter(|s| !s.state.lock().unwrap().ended)
+                .cloned();
+            match live {
                 Some(existing) => {
                     let mut st = existing.state.lock().unwrap();
-                    if st.publisher.is_some() || st.ended {
+                    if st.publisher.is_some() {
                         return Err(PublishError::AlreadyPublishing(key));
                     }
                     st.publisher = Some(id);
                     st.generation += 1;
                     st.timeline.restart();
-                    st.jump_logged = false;
                     drop(st);
                     tracing::info!(stream = %key, "publisher returned within continue_push; players keep going");
-                    existing.clone()
+                    existing
                 }
                 None => {
                     let (tx, _) = broadcast::channel(self.config.queue_len);
@@ -307,6 +311,11 @@ impl Stream {
         }
         let mut initial = Vec::new();
         st.gop.snapshot(&mut initial);
+        let skip = if st.gop.has_video() && !initial.iter().any(|p| p.keyframe) {
+            Skip::ToFirstKeyframe
+        } else {
+            Skip::No
+        };
         let rx = self.tx.subscribe();
         drop(st);
         self.readers.fetch_add(1, Ordering::Relaxed);
@@ -315,10 +324,12 @@ impl Stream {
             stream: self.clone(),
             initial: initial.into(),
             rx,
-            skip_to_keyframe: false,
+            skip,
             behind_since: None,
+            last_lag: None,
             slow_timeout: config.slow_player_timeout,
             dropped: 0,
+            ended: false,
         })
     }
 
@@ -440,15 +451,30 @@ impl Drop for Publisher {
     }
 }
 
+/// Why a subscriber is dropping media until the next video keyframe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    No,
+    /// Joined when the GOP cache held no keyframe (cache off, overflowed, or the
+    /// stream between publishers): its first video frame must still be a keyframe.
+    ToFirstKeyframe,
+    /// Overrun by the ring: resume on a keyframe, with the headers sent again.
+    AfterLag,
+}
+
 /// One subscriber's view of a stream.
 pub struct Subscription {
     stream: Arc<Stream>,
     initial: std::collections::VecDeque<Arc<Packet>>,
     rx: broadcast::Receiver<Arc<Packet>>,
-    skip_to_keyframe: bool,
+    skip: Skip,
+    /// Start of the current episode of being behind (lagging or skipping).
     behind_since: Option<Instant>,
+    last_lag: Option<Instant>,
     slow_timeout: Duration,
     dropped: u64,
+    /// The end of the stream was seen while a batch was being delivered.
+    ended: bool,
 }
 
 impl Subscription {
@@ -461,26 +487,53 @@ impl Subscription {
         self.dropped
     }
 
+    fn count_dropped(&mut self, n: u64) {
+        self.dropped += n;
+        self.stream.frames_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A player is "behind" from its first lag until it has gone a whole
+    /// `slow_timeout` without lagging; behind for longer than that, it is too slow.
+    fn note_lag(&mut self) -> Result<(), SubscriptionEnd> {
+        let now = Instant::now();
+        let new_episode = match self.last_lag {
+            Some(last) => now.duration_since(last) > self.slow_timeout,
+            None => true,
+        };
+        self.last_lag = Some(now);
+        match self.behind_since {
+            Some(since) if !new_episode => {
+                if now.duration_since(since) > self.slow_timeout {
+                    return Err(SubscriptionEnd::TooSlow(self.slow_timeout));
+                }
+            }
+            _ => self.behind_since = Some(now),
+        }
+        Ok(())
+    }
+
     /// Waits for at least one packet, then appends everything available now (at most
-    /// `max` packets) to `out`.
+    /// `max` packets) to `out`. Cancel-safe: it only awaits while `out` is unchanged.
     pub async fn next_batch(
         &mut self,
         out: &mut Vec<Arc<Packet>>,
         max: usize,
     ) -> Result<(), SubscriptionEnd> {
+        if self.ended {
+            return Err(SubscriptionEnd::StreamEnded);
+        }
         let start = out.len();
         while out.len() - start < max {
-            if let Some(p) = self.initial.pop_front() {
-                out.push(p);
-                continue;
-            }
-            let received = if out.len() > start {
+            let received = if let Some(p) = self.initial.pop_front() {
+                Ok(p)
+            } else if out.len() > start {
                 match self.rx.try_recv() {
                     Ok(p) => Ok(p),
                     Err(broadcast::error::TryRecvError::Empty) => break,
                     Err(broadcast::error::TryRecvError::Lagged(n)) => Err(n),
                     Err(broadcast::error::TryRecvError::Closed) => {
-                        return Err(SubscriptionEnd::StreamEnded)
+                        self.ended = true;
+                        break;
                     }
                 }
             } else {
@@ -492,50 +545,67 @@ impl Subscription {
                     }
                 }
             };
-            match received {
-                Ok(p) => {
-                    if p.kind == PacketKind::Eof {
-                        if out.len() > start {
-                            // Deliver what we have; report the end on the next call.
-                            self.initial.push_back(p);
-                            break;
-                        }
-                        return Err(SubscriptionEnd::StreamEnded);
-                    }
-                    if self.skip_to_keyframe {
-                        if p.kind == PacketKind::Video && p.keyframe {
-                            self.skip_to_keyframe = false;
-                            // Headers again, in case the skipped part changed them.
-                            let st = self.stream.state.lock().unwrap();
-                            out.extend(st.gop.headers());
-                        } else if !(p.sequence_header || p.kind == PacketKind::Metadata) {
-                            self.dropped += 1;
-                            self.stream.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                    }
-                    out.push(p);
-                }
+            let p = match received {
+                Ok(p) => p,
                 Err(lagged) => {
-                    self.dropped += lagged;
-                    self.stream
-                        .frames_dropped
-                        .fetch_add(lagged, Ordering::Relaxed);
-                    let now = Instant::now();
-                    match self.behind_since {
-                        Some(since) if now.duration_since(since) > self.slow_timeout => {
+                    self.count_dropped(lagged);
+                    self.note_lag()?;
+                    let has_video = self.stream.state.lock().unwrap().gop.has_video();
+                    if has_video {
+                        self.skip = Skip::AfterLag;
+                    }
+                    continue;
+                }
+            };
+            if p.kind == PacketKind::Eof {
+                if out.len() > start {
+                    // Deliver what we have; report the end on the next call.
+                    self.ended = true;
+                    break;
+                }
+                return Err(SubscriptionEnd::StreamEnded);
+            }
+            if self.skip != Skip::No && p.kind != PacketKind::Metadata && !p.sequence_header {
+                if !(p.kind == PacketKind::Video && p.keyframe) {
+                    if self.skip == Skip::AfterLag {
+                        self.count_dropped(1);
+                        // A stream whose keyframes stopped coming must not keep a
+                        // player connected and starved for ever.
+                        if self
+                            .behind_since
+                            .is_some_and(|since| since.elapsed() > self.slow_timeout)
+                        {
                             return Err(SubscriptionEnd::TooSlow(self.slow_timeout));
                         }
-                        Some(_) => {}
-                        None => self.behind_since = Some(now),
                     }
-                    let has_video = self.stream.state.lock().unwrap().gop.has_video();
-                    self.skip_to_keyframe = has_video;
+                    continue;
                 }
+                if self.skip == Skip::AfterLag {
+                    // The headers again, stamped with the keyframe's time so the
+                    // player's timestamps never go back.
+                    let st = self.stream.state.lock().unwrap();
+                    out.extend(st.gop.headers().map(|h| {
+                        Arc::new(Packet::new(
+                            h.kind,
+                            p.timestamp,
+                            false,
+                            true,
+                            h.payload.clone(),
+                        ))
+                    }));
+                }
+                self.skip = Skip::No;
             }
+            out.push(p);
         }
-        if self.rx.is_empty() && self.initial.is_empty() {
-            self.behind_since = None;
+        if self.behind_since.is_some() && self.skip == Skip::No {
+            let caught_up = self.initial.is_empty() && self.rx.is_empty();
+            let calm = self
+                .last_lag
+                .is_some_and(|l| l.elapsed() > self.slow_timeout);
+            if caught_up && calm {
+                self.behind_since = None;
+            }
         }
         Ok(())
     }
@@ -544,5 +614,167 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.stream.readers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(continue_push_ms: u64, queue_len: usize) -> HubConfig {
+        HubConfig {
+            gop_cache: true,
+            gop_cache_max_frames: 4,
+            gop_cache_max_bytes: 1 << 20,
+            queue_len,
+            slow_player_timeout: Duration::from_millis(200),
+            continue_push: Duration::from_millis(continue_push_ms),
+            max_stream_wait: Duration::from_millis(300),
+        }
+    }
+
+    fn key() -> StreamKey {
+        StreamKey::new(None, "live", "t")
+    }
+
+    // FLV video tag bodies: AVC sequence header, keyframe, inter frame.
+    const AVC_HEADER: &[u8] = &[0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1e, 0xff];
+    const KEY: &[u8] = &[0x17, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x65];
+    const INTER: &[u8] = &[0x27, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x41];
+
+    async fn batch(sub: &mut Subscription) -> Result<Vec<Arc<Packet>>, SubscriptionEnd> {
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(2), sub.next_batch(&mut out, 1024))
+            .await
+            .expect("no batch within 2 s")?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn end_of_stream_in_a_batch_with_media_ends_the_next_call() {
+        let hub = Hub::new(config(0, 64));
+        let publisher = hub.publish(key()).unwrap();
+        publisher.push_video(0, Bytes::from_static(AVC_HEADER));
+        publisher.push_video(0, Bytes::from_static(KEY));
+        let mut sub = hub.subscribe(&key()).await.unwrap();
+        publisher.push_video(40, Bytes::from_static(INTER));
+        drop(publisher); // continue_push 0: ends at once
+        let got = batch(&mut sub).await.unwrap();
+        assert!(got.iter().all(|p| p.kind != PacketKind::Eof));
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            batch(&mut sub).await.unwrap_err(),
+            SubscriptionEnd::StreamEnded
+        );
+        assert!(hub.find(&key()).is_none());
+    }
+
+    #[tokio::test]
+    async fn first_video_frame_is_a_keyframe_even_without_a_cached_gop() {
+        let hub = Hub::new(config(0, 64));
+        let publisher = hub.publish(key()).unwrap();
+        publisher.push_video(0, Bytes::from_static(AVC_HEADER));
+        publisher.push_video(0, Bytes::from_static(KEY));
+        for i in 1..8 {
+            publisher.push_video(i * 40, Bytes::from_static(INTER)); // overflows the cache (4 frames)
+        }
+        let mut sub = hub.subscribe(&key()).await.unwrap();
+        publisher.push_video(400, Bytes::from_static(INTER));
+        publisher.push_video(440, Bytes::from_static(KEY));
+        let got = batch(&mut sub).await.unwrap();
+        let first_frame = got
+            .iter()
+            .find(|p| p.kind == PacketKind::Video && !p.sequence_header)
+            .unwrap();
+        assert!(first_frame.keyframe);
+        assert_eq!(first_frame.timestamp, 440);
+    }
+
+    #[tokio::test]
+    async fn second_publisher_refused_and_returning_publisher_keeps_players() {
+        let hub = Hub::new(config(1000, 64));
+        let first = hub.publish(key()).unwrap();
+        assert_eq!(
+            hub.publish(key()).err(),
+            Some(PublishError::AlreadyPublishing(key()))
+        );
+        first.push_video(0, Bytes::from_static(AVC_HEADER));
+        first.push_video(1000, Bytes::from_static(KEY));
+        let mut sub = hub.subscribe(&key()).await.unwrap();
+        assert_eq!(batch(&mut sub).await.unwrap().len(), 2);
+        drop(first);
+        let again = hub.publish(key()).unwrap();
+        again.push_video(0, Bytes::from_static(AVC_HEADER));
+        again.push_video(0, Bytes::from_static(KEY));
+        let got = batch(&mut sub).await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(
+            got[1].timestamp > 1000,
+            "timeline continues: {}",
+            got[1].timestamp
+        );
+        assert_eq!(sub.stream().readers(), 1);
+    }
+
+    #[tokio::test]
+    async fn player_waits_for_a_stream_then_gets_not_found() {
+        let hub = Hub::new(config(0, 64));
+        let h = hub.clone();
+        let waiter = tokio::spawn(async move { h.subscribe(&key()).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _p = hub.publish(key()).unwrap();
+        assert!(waiter.await.unwrap().is_ok());
+        let other = StreamKey::new(None, "live", "never");
+        assert!(matches!(
+            hub.subscribe(&other).await,
+            Err(SubscribeError::NotFound(..))
+        ));
+    }
+
+    #[tokio::test]
+    async fn overrun_player_skips_to_a_keyframe_then_too_slow_is_disconnected() {
+        let hub = Hub::new(config(0, 16));
+        let publisher = hub.publish(key()).unwrap();
+        publisher.push_video(0, Bytes::from_static(AVC_HEADER));
+        publisher.push_video(0, Bytes::from_static(KEY));
+        let mut sub = hub.subscribe(&key()).await.unwrap();
+        assert_eq!(batch(&mut sub).await.unwrap().len(), 2);
+        // Overrun the 16-slot ring without the player reading.
+        for i in 1..40 {
+            publisher.push_video(i * 40, Bytes::from_static(INTER));
+        }
+        publisher.push_video(1600, Bytes::from_static(KEY));
+        publisher.push_video(1640, Bytes::from_static(INTER));
+        let got = batch(&mut sub).await.unwrap();
+        assert!(sub.dropped() > 0);
+        let frames: Vec<_> = got.iter().filter(|p| !p.sequence_header).collect();
+        assert!(
+            frames[0].keyframe && frames[0].timestamp == 1600,
+            "{frames:?}"
+        );
+        assert!(
+            got[0].sequence_header && got[0].timestamp == 1600,
+            "headers resent, restamped"
+        );
+        // Behind again and again for longer than slow_player_timeout (200 ms): dropped.
+        let mut ended = None;
+        for round in 0..20 {
+            for i in 0..40 {
+                publisher.push_video(2000 + round * 2000 + i * 40, Bytes::from_static(INTER));
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let mut out = Vec::new();
+            // Skipping players get nothing until a keyframe: a timeout is expected.
+            let r = tokio::time::timeout(Duration::from_millis(50), sub.next_batch(&mut out, 1024))
+                .await;
+            if let Ok(Err(e)) = r {
+                ended = Some(e);
+                break;
+            }
+        }
+        assert!(
+            matches!(ended, Some(SubscriptionEnd::TooSlow(_))),
+            "{ended:?}"
+        );
     }
 }

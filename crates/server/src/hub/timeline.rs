@@ -27,11 +27,14 @@ pub enum Track {
 #[derive(Debug, Default)]
 pub struct Timeline {
     offset: i64,
-    /// Largest input timestamp seen since the last rebase (unwrapped).
-    last_in: Option<i64>,
+    /// Last input per track since the last restart (unwrapped), for jump detection:
+    /// each track is judged against itself, so a constant skew between audio and
+    /// video (separate clocks in some cameras) is not a jump.
+    last_in: [Option<i64>; 2],
     /// Last output per track.
     last_out: [Option<i64>; 3],
     rebase_pending: bool,
+    started: bool,
     jumps: u64,
 }
 
@@ -50,7 +53,7 @@ impl Timeline {
     /// A new publisher takes over: its first message continues the timeline.
     pub fn restart(&mut self) {
         self.rebase_pending = true;
-        self.last_in = None;
+        self.last_in = [None; 2];
     }
 
     pub fn jumps(&self) -> u64 {
@@ -61,44 +64,53 @@ impl Timeline {
         self.last_out.iter().flatten().copied().max()
     }
 
+    /// Offset that puts `input` just after everything sent so far.
+    fn rebase_to(&mut self, input: i64) {
+        let base = self.max_out().map(|m| m + REBASE_GAP_MS).unwrap_or(0);
+        self.offset = base - input;
+    }
+
     pub fn map(&mut self, track: Track, ts: u32) -> Mapped {
-        let input = ts as i64;
+        let mut input = ts as i64;
         let mut jump = None;
-        match self.last_in {
-            None => {
-                if self.rebase_pending {
-                    let base = self.max_out().map(|m| m + REBASE_GAP_MS).unwrap_or(0);
-                    self.offset = base - input;
-                } else {
-                    self.offset = 0;
-                }
-                self.rebase_pending = false;
-                self.last_in = Some(input);
-            }
-            Some(last) => {
-                // 32-bit wrap of the publisher's clock (after ~49.7 days) is continuous.
-                let wrapped = last > (u32::MAX as i64) - FORWARD_JUMP_MS && input < FORWARD_JUMP_MS;
-                if wrapped {
-                    self.offset += 1i64 << 32;
-                } else if input < last - BACK_JUMP_MS || input > last + FORWARD_JUMP_MS {
-                    let base = self.max_out().map(|m| m + REBASE_GAP_MS).unwrap_or(0);
-                    self.offset = base - input;
-                    self.jumps += 1;
-                    jump = Some((last, input));
-                    self.last_in = Some(input);
-                }
-                if !wrapped && jump.is_none() {
-                    self.last_in = Some(last.max(input));
-                } else if wrapped {
-                    self.last_in = Some(input);
-                }
-            }
+        if track == Track::Data {
+            // Metadata carries no clock of its own (encoders resend it stamped 0):
+            // place it at the current point of the timeline.
+            let out = self.max_out().unwrap_or(0);
+            self.last_out[Track::Data as usize] = Some(out);
+            return Mapped::Normal(out as u32);
         }
-        let mut out = input + self.offset;
-        if let Some(prev) = self.last_out[track as usize] {
+        let t = track as usize;
+        if !self.started || (self.rebase_pending && self.last_in.iter().all(Option::is_none)) {
+            if self.rebase_pending {
+                self.rebase_to(input);
+            }
+            self.started = true;
+            self.rebase_pending = false;
+        } else if let Some(last) = self.last_in[t] {
+            // The publisher's 32-bit clock wrapped (after ~49.7 days): keep counting.
+            let last32 = last.rem_euclid(1 << 32);
+            if last32 > (u32::MAX as i64) - FORWARD_JUMP_MS && input < FORWARD_JUMP_MS {
+                input += last - last32 + (1 << 32);
+            } else {
+                input += last - last32;
+            }
+            if input < last - BACK_JUMP_MS || input > last + FORWARD_JUMP_MS {
+                self.rebase_to(input);
+                self.jumps += 1;
+                jump = Some((last, input));
+            }
+        } else if let Some(other) = self.last_in[1 - t] {
+            // First message of this track: unwrap it like the other track's clock.
+            let other32 = other.rem_euclid(1 << 32);
+            input += other - other32;
+        }
+        self.last_in[t] = Some(input);
+        let mut out = (input + self.offset).max(0);
+        if let Some(prev) = self.last_out[t] {
             out = out.max(prev);
         }
-        self.last_out[track as usize] = Some(out);
+        self.last_out[t] = Some(out);
         let out32 = out as u32; // the RTMP/FLV timestamp field wraps at 2^32 ms
         match jump {
             Some((from, to)) => Mapped::Jump {
@@ -159,6 +171,40 @@ mod tests {
         ));
         assert_eq!(out(t.map(Track::Video, 900_040)), 1122);
         assert_eq!(t.jumps(), 2);
+    }
+
+    #[test]
+    fn constant_skew_between_tracks_is_not_a_jump() {
+        let mut t = Timeline::new();
+        for i in 0..100u32 {
+            let v = out(t.map(Track::Video, 10_000 + i * 40));
+            let a = out(t.map(Track::Audio, 8_500 + i * 40));
+            assert_eq!(v, 10_000 + i * 40);
+            assert_eq!(a, 8_500 + i * 40);
+        }
+        assert_eq!(t.jumps(), 0);
+    }
+
+    #[test]
+    fn metadata_restamped_at_zero_does_not_move_the_timeline() {
+        let mut t = Timeline::new();
+        t.map(Track::Video, 5000);
+        assert_eq!(out(t.map(Track::Data, 0)), 5000);
+        assert_eq!(out(t.map(Track::Video, 5040)), 5040);
+        assert_eq!(t.jumps(), 0);
+    }
+
+    #[test]
+    fn never_negative() {
+        let mut t = Timeline::new();
+        for ts in (0..=2000).step_by(40) {
+            t.map(Track::Video, ts);
+        }
+        t.restart();
+        t.map(Track::Video, 100_000);
+        // Audio of the new publisher slightly older than its video.
+        let a = out(t.map(Track::Audio, 99_990));
+        assert!(a >= 1990, "{a}");
     }
 
     #[test]

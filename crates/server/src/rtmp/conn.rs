@@ -20,11 +20,15 @@ use tokio::sync::watch;
 
 use super::writer::write_all_vectored;
 use super::RtmpSettings;
+use crate::hub::packet::PLAYER_STREAM_ID;
 use crate::hub::{Hub, Packet, Publisher, StreamKey, Subscription, SubscriptionEnd};
 
-/// Read buffer per connection. Publishers send up to a few MB/s; 64 KiB per read keeps
-/// syscalls few without holding much memory per idle player.
+/// Read buffer of a publisher: it sends up to a few MB/s, and 64 KiB per read keeps
+/// syscalls few.
 const READ_BUF: usize = 64 * 1024;
+/// Read buffer of every other connection (players only send acknowledgements and
+/// the odd command): small, so a thousand players do not hold 64 MB of buffers.
+const SMALL_READ_BUF: usize = 4 * 1024;
 /// Most packets taken from the ring for one write.
 const MAX_BATCH: usize = 1024;
 
@@ -44,6 +48,7 @@ struct Conn {
     hub: Arc<Hub>,
     settings: Arc<RtmpSettings>,
     wr: OwnedWriteHalf,
+    shutdown: watch::Receiver<bool>,
     app: Option<String>,
     vhost: Option<String>,
     key: Option<StreamKey>,
@@ -79,6 +84,7 @@ pub async fn run(
         hub,
         settings,
         wr,
+        shutdown: shutdown.clone(),
         app: None,
         vhost: None,
         key: None,
@@ -117,7 +123,7 @@ impl Conn {
         shutdown: &mut watch::Receiver<bool>,
         started: Instant,
     ) -> Reason {
-        let mut buf = vec![0u8; READ_BUF];
+        let mut buf = vec![0u8; SMALL_READ_BUF];
         let mut batch: Vec<Arc<Packet>> = Vec::new();
         loop {
             if *shutdown.borrow() {
@@ -142,6 +148,9 @@ impl Conn {
                     }
                 }
                 continue;
+            }
+            if matches!(self.role, Role::Publisher(_)) && buf.len() < READ_BUF {
+                buf.resize(READ_BUF, 0);
             }
             let limit = if self.connected {
                 self.settings.idle_timeout
@@ -199,9 +208,15 @@ impl Conn {
         match event {
             ServerEvent::Connect { app, tc_url, .. } => {
                 self.connected = true;
+                // `rtmp://host/app?vhost=x` (tcUrl) or the SRS form `app?vhost=x`.
                 self.vhost = tc_url
                     .as_deref()
                     .and_then(|u| query_param(u, "vhost"))
+                    .or_else(|| {
+                        self.session
+                            .app_params()
+                            .and_then(|q| query_param(q, "vhost"))
+                    })
                     .map(str::to_owned);
                 self.app = Some(app);
             }
@@ -252,11 +267,24 @@ impl Conn {
                 let key = self.stream_key(&stream_name, &params);
                 self.key = Some(key.clone());
                 self.role_seen = "player";
+                if stream_id != PLAYER_STREAM_ID {
+                    // Media chunks are built once per stream on message stream id 1
+                    // and shared; a second NetStream on one connection is not served.
+                    self.session.play_not_found(stream_id, &stream_name);
+                    return Some(format!(
+                        "play refused: message stream id {stream_id} (only one stream per connection is served)"
+                    ));
+                }
                 // Say nothing until the stream is there (a player may wait for it).
                 if let Err(e) = self.flush().await {
                     return Some(e);
                 }
-                match self.hub.subscribe(&key).await {
+                let mut shutdown = self.shutdown.clone();
+                let found = tokio::select! {
+                    r = self.hub.subscribe(&key) => r,
+                    _ = shutdown.changed() => return Some("server shutting down".into()),
+                };
+                match found {
                     Ok(sub) => {
                         self.session.accept_play(stream_id, &stream_name, reset);
                         tracing::info!(peer = %self.peer, stream = %key, "play started");

@@ -9,8 +9,9 @@ use bytes::{Buf, Bytes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 
-/// The most slices handed to one `writev` (Linux IOV_MAX is 1024).
-const MAX_IOV: usize = 512;
+/// The most slices handed to one `writev` (Linux IOV_MAX is 1024); 128 slices of
+/// media are more than one flush interval holds at ordinary bitrates.
+const MAX_IOV: usize = 128;
 
 /// Writes every buffer of `bufs` in order, then clears it.
 pub async fn write_all_vectored(
@@ -21,12 +22,14 @@ pub async fn write_all_vectored(
     let mut first = 0usize;
     while first < bufs.len() {
         let n = {
-            let slices: Vec<IoSlice<'_>> = bufs[first..]
-                .iter()
-                .take(MAX_IOV)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            w.write_vectored(&slices).await?
+            // On the stack: no allocation per write.
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut count = 0;
+            for (slot, b) in slices.iter_mut().zip(&bufs[first..]) {
+                *slot = IoSlice::new(b);
+                count += 1;
+            }
+            w.write_vectored(&slices[..count]).await?
         };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
