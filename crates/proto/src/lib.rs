@@ -28,4 +28,5 @@
 pub mod amf0;
 pub mod codec;
 pub mod flv;
+pub mod hls;
 pub mod rtmp;
