@@ -36,6 +36,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub general: GeneralConfig,
     pub hub: HubConfig,
+    pub hls: HlsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,6 +56,18 @@ pub struct RtmpConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: String,
+    pub allow_origin: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HlsConfig {
+    pub enabled: bool,
+    pub segment_ms: u32,
+    pub window: usize,
+    pub retain: usize,
+    pub keep_after_end_ms: u64,
+    pub segment_max_age_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -208,6 +221,21 @@ impl Config {
             3_600_000,
         )?;
         range("hub.flush_interval_ms", self.hub.flush_interval_ms, 0, 1000)?;
+        range("hls.segment_ms", self.hls.segment_ms, 500, 60_000)?;
+        range("hls.window", self.hls.window, 1, 100)?;
+        range("hls.retain", self.hls.retain, 0, 1000)?;
+        range(
+            "hls.keep_after_end_ms",
+            self.hls.keep_after_end_ms,
+            0,
+            3_600_000,
+        )?;
+        range(
+            "hls.segment_max_age_s",
+            self.hls.segment_max_age_s,
+            0,
+            86_400,
+        )?;
         Ok(())
     }
 

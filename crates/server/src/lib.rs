@@ -3,6 +3,8 @@
 //! drive the sans-IO code of `ferrocast-proto`.
 
 pub mod config;
+pub mod hls;
+pub mod http;
 pub mod hub;
 pub mod rtmp;
 
@@ -24,8 +26,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen for RTMP on {}: {e}", config.rtmp.listen))?;
     let rtmp_addr = rtmp_listener.local_addr().map_err(|e| e.to_string())?;
+    let http_listener = TcpListener::bind(&config.http.listen)
+        .await
+        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http.listen))?;
+    let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         rtmp = %rtmp_addr,
+        http = %http_addr,
         threads = config.worker_threads(),
         data_dir = %config.data_dir.display(),
         version = env!("CARGO_PKG_VERSION"),
@@ -34,13 +41,34 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let hub = hub::Hub::new(hub::HubConfig::from_config(&config));
     let settings = Arc::new(rtmp::RtmpSettings::from_config(&config));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let hls_store = hls::HlsStore::new(hls::HlsSettings::from_config(&config));
+    hls::attach(&hub, &hls_store);
     let mut rtmp_task = tokio::spawn(rtmp::serve(
         rtmp_listener,
         hub.clone(),
         settings,
         config.rtmp.max_connections,
-        stop_rx,
+        stop_rx.clone(),
     ));
+    let http_state = http::HttpState {
+        hub: hub.clone(),
+        hls: hls_store,
+        flush_interval: Duration::from_millis(config.hub.flush_interval_ms),
+        segment_max_age_s: config.hls.segment_max_age_s,
+        shutdown: stop_rx.clone(),
+    };
+    let app = http::router(http_state, &config.http.allow_origin);
+    let mut http_stop = stop_rx;
+    let http_task = tokio::spawn(async move {
+        let r = axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
 
     let signal = wait_for_signal();
     tokio::select! {
@@ -48,10 +76,11 @@ pub async fn serve(config: Config) -> Result<(), String> {
         r = &mut rtmp_task => return r.map_err(|e| format!("RTMP listener failed: {e}")),
     }
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(SHUTDOWN_GRACE, rtmp_task)
-        .await
-        .is_err()
-    {
+    let both = async {
+        let _ = rtmp_task.await;
+        let _ = http_task.await;
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, both).await.is_err() {
         tracing::warn!("sessions did not end within {SHUTDOWN_GRACE:?}; exiting anyway");
     }
     tracing::info!("ferrocast stopped");

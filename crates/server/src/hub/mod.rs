@@ -114,7 +114,12 @@ pub struct Hub {
     /// Bumped on every publish start, so waiting players look again.
     published: watch::Sender<u64>,
     next_id: AtomicU64,
+    /// Called (outside the hub's locks) for each newly created stream: how
+    /// per-stream services such as the HLS muxer attach themselves.
+    on_new_stream: std::sync::OnceLock<NewStreamHook>,
 }
+
+type NewStreamHook = Box<dyn Fn(&Arc<Stream>) + Send + Sync>;
 
 struct StreamState {
     /// Id of the publishing session; `None` while waiting for a publisher to return.
@@ -147,7 +152,18 @@ impl Hub {
             streams: Mutex::new(HashMap::new()),
             published: watch::channel(0).0,
             next_id: AtomicU64::new(1),
+            on_new_stream: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Installs the new-stream hook (once, at start-up).
+    pub fn set_on_new_stream(&self, hook: impl Fn(&Arc<Stream>) + Send + Sync + 'static) {
+        let _ = self.on_new_stream.set(Box::new(hook));
+    }
+
+    /// Subscribes to a stream already in hand (no waiting).
+    pub fn subscribe_stream(&self, stream: &Arc<Stream>) -> Option<Subscription> {
+        stream.subscribe(&self.config)
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -171,6 +187,7 @@ impl Hub {
     /// `continue_push` ago is taken over, keeping its players.
     pub fn publish(self: &Arc<Self>, key: StreamKey) -> Result<Publisher, PublishError> {
         let id = self.next_session_id();
+        let mut created = false;
         let stream = {
             let mut streams = self.streams.lock().unwrap();
             // A stream that just ended but is not yet out of the map is replaced.
@@ -215,10 +232,16 @@ impl Hub {
                         frames_dropped: AtomicU64::new(0),
                     });
                     streams.insert(key, stream.clone());
+                    created = true;
                     stream
                 }
             }
         };
+        if created {
+            if let Some(hook) = self.on_new_stream.get() {
+                hook(&stream);
+            }
+        }
         self.published.send_modify(|n| *n += 1);
         Ok(Publisher {
             hub: self.clone(),
@@ -347,6 +370,18 @@ impl Stream {
 
     pub fn frames_dropped(&self) -> u64 {
         self.frames_dropped.load(Ordering::Relaxed)
+    }
+
+    /// (has audio, has video) as far as the stream's sequence headers tell; both
+    /// true while nothing is known yet (FLV players then expect both).
+    pub fn tracks(&self) -> (bool, bool) {
+        let st = self.state.lock().unwrap();
+        let (audio, video) = (st.gop.audio_header.is_some(), st.gop.has_video());
+        if !audio && !video {
+            (true, true)
+        } else {
+            (audio, video)
+        }
     }
 
     pub fn is_publishing(&self) -> bool {

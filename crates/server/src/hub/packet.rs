@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
+use ferrocast_proto::flv;
 use ferrocast_proto::rtmp::chunk::encode_message;
 use ferrocast_proto::rtmp::message::{csid, type_id};
 
@@ -33,6 +34,8 @@ pub struct Packet {
     pub payload: Bytes,
     /// The RTMP chunks of this message, built on first use and shared by all players.
     rtmp: OnceLock<Bytes>,
+    /// The FLV tag of this message (HTTP-FLV, WS-FLV), built once, shared likewise.
+    flv: OnceLock<Bytes>,
 }
 
 impl Packet {
@@ -50,6 +53,7 @@ impl Packet {
             sequence_header,
             payload,
             rtmp: OnceLock::new(),
+            flv: OnceLock::new(),
         }
     }
 
@@ -76,6 +80,20 @@ impl Packet {
                 &self.payload,
                 chunk_size,
             );
+            out.freeze()
+        })
+    }
+
+    /// The FLV tag (header, body, previous tag size) of this message, built once.
+    pub fn flv_tag(&self) -> &Bytes {
+        self.flv.get_or_init(|| {
+            let tag_type = match self.kind {
+                PacketKind::Audio => flv::TAG_AUDIO,
+                PacketKind::Video => flv::TAG_VIDEO,
+                PacketKind::Metadata | PacketKind::Eof => flv::TAG_SCRIPT,
+            };
+            let mut out = BytesMut::with_capacity(self.payload.len() + 15);
+            flv::write_tag(&mut out, tag_type, self.timestamp, &self.payload);
             out.freeze()
         })
     }

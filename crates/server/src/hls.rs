@@ -1,0 +1,182 @@
+//! The HLS service: one muxer per stream (not per viewer), segments in memory.
+//!
+//! When the hub creates a stream, [`attach`]'s hook spawns a task that subscribes to
+//! it like any player, muxes each packet to MPEG-TS once ([`TsMuxer`]) and lets the
+//! [`Segmenter`] cut segments on keyframes. Playlists and segments are `Bytes`
+//! shared by every HTTP request; a viewer costs one lookup and one write.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use ferrocast_proto::hls::{parse_segment_name, HlsConfig, Segmenter};
+use ferrocast_proto::mpegts::TsMuxer;
+
+use crate::config::Config;
+use crate::hub::{Hub, PacketKind, Stream, StreamKey};
+
+#[derive(Debug, Clone)]
+pub struct HlsSettings {
+    pub enabled: bool,
+    pub segment_ms: u32,
+    pub window: usize,
+    pub retain: usize,
+    pub keep_after_end: Duration,
+}
+
+impl HlsSettings {
+    pub fn from_config(c: &Config) -> Self {
+        HlsSettings {
+            enabled: c.hls.enabled,
+            segment_ms: c.hls.segment_ms,
+            window: c.hls.window,
+            retain: c.hls.retain,
+            keep_after_end: Duration::from_millis(c.hls.keep_after_end_ms),
+        }
+    }
+}
+
+/// Live HLS of every stream, by key.
+pub struct HlsStore {
+    settings: HlsSettings,
+    streams: Mutex<HashMap<StreamKey, Arc<Mutex<Segmenter>>>>,
+}
+
+impl HlsStore {
+    pub fn new(settings: HlsSettings) -> Arc<Self> {
+        Arc::new(HlsStore {
+            settings,
+            streams: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn get(&self, key: &StreamKey) -> Option<Arc<Mutex<Segmenter>>> {
+        self.streams.lock().unwrap().get(key).cloned()
+    }
+
+    /// The live playlist; `None` until the first segment is complete.
+    pub fn playlist(&self, key: &StreamKey) -> Option<Bytes> {
+        self.get(key)?.lock().unwrap().playlist()
+    }
+
+    /// A listed or retained segment by file name (`{n}.ts`).
+    pub fn segment(&self, key: &StreamKey, file: &str) -> Option<Bytes> {
+        let seq = parse_segment_name(file)?;
+        self.get(key)?.lock().unwrap().segment(seq)
+    }
+}
+
+/// Makes every new stream of `hub` produce HLS into `store`.
+pub fn attach(hub: &Arc<Hub>, store: &Arc<HlsStore>) {
+    if !store.settings.enabled {
+        return;
+    }
+    let weak_hub = Arc::downgrade(hub);
+    let store = store.clone();
+    hub.set_on_new_stream(move |stream| {
+        let (Some(hub), Ok(rt)) = (weak_hub.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        rt.spawn(run_stream(hub, store.clone(), stream.clone()));
+    });
+}
+
+fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
+    let Some(mut sub) = hub.subscribe_stream(&stream) else {
+        return;
+    };
+    let key = stream.key.clone();
+    // A name published again continues the sequence numbers of its previous life,
+    // so a cached `0.ts` never means two different things.
+    let first_sequence = store
+        .get(&key)
+        .map(|s| s.lock().unwrap().next_sequence())
+        .unwrap_or(0);
+    let s = &store.settings;
+    let segmenter = Arc::new(Mutex::new(Segmenter::new(HlsConfig {
+        target_duration_ms: s.segment_ms,
+        window: s.window,
+        retain_extra: s.retain,
+        max_segment_ms: s.segment_ms.saturating_mul(3),
+        first_sequence,
+    })));
+    store
+        .streams
+        .lock()
+        .unwrap()
+        .insert(key.clone(), segmenter.clone());
+    tracing::debug!(stream = %key, "HLS muxer started");
+    let mut mux = TsMuxer::new();
+    let mut batch = Vec::new();
+    let mut media_since_headers = false;
+    let mut out = BytesMut::new();
+    let mut errors_logged = 0u32;
+    while sub.next_batch(&mut batch, 1024).await.is_ok() {
+        for p in batch.drain(..) {
+            let is_video = match p.kind {
+                PacketKind::Video => true,
+                PacketKind::Audio => false,
+                PacketKind::Metadata | PacketKind::Eof => continue,
+            };
+            if p.sequence_header {
+                // New headers after media: a publisher came back (or the encoder
+                // changed its settings): the player must reset its decoder.
+                if media_since_headers {
+                    segmenter.lock().unwrap().discontinuity();
+                    media_since_headers = false;
+                }
+            }
+            let dts = p.timestamp as i64;
+            {
+                let mut seg = segmenter.lock().unwrap();
+                if !p.sequence_header && seg.should_cut(dts, p.keyframe, is_video, mux.has_video())
+                {
+                    seg.cut(dts);
+                }
+                if seg.open_len() == 0 {
+                    mux.write_tables(&mut out);
+                }
+            }
+            let written = if is_video {
+                mux.write_video(p.timestamp, &p.payload, &mut out)
+            } else {
+                mux.write_audio(p.timestamp, &p.payload, &mut out)
+            };
+            match written {
+                Ok(Some(_)) => media_since_headers = true,
+                Ok(None) => {}
+                Err(e) => {
+                    if errors_logged < 3 {
+                        errors_logged += 1;
+                        tracing::warn!(stream = %key, error = %e, "HLS: frame not muxed");
+                    }
+                }
+            }
+            if !out.is_empty() && media_since_headers {
+                let chunk = out.split();
+                if let Err(e) = segmenter.lock().unwrap().push(dts, &chunk, now_unix_ms()) {
+                    tracing::warn!(stream = %key, error = %e, "HLS: segment data dropped");
+                }
+            }
+        }
+    }
+    segmenter.lock().unwrap().end();
+    tracing::debug!(stream = %key, "HLS muxer ended");
+    tokio::time::sleep(store.settings.keep_after_end).await;
+    let mut streams = store.streams.lock().unwrap();
+    if streams
+        .get(&key)
+        .is_some_and(|s| Arc::ptr_eq(s, &segmenter))
+    {
+        streams.remove(&key);
+    }
+}

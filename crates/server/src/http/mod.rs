@@ -1,0 +1,399 @@
+//! The HTTP front end (axum): HLS, HTTP-FLV, WebSocket-FLV, HTTP-TS and the player
+//! page, on the URLs ZLMediaKit uses (see `shared/reference/zlmediakit.md`):
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `/{app}/{stream}/hls.m3u8` | live HLS playlist |
+//! | `/{app}/{stream}/{n}.ts` | HLS segment (Range and HEAD supported) |
+//! | `/{app}/{stream}.live.flv` | HTTP-FLV, or WebSocket-FLV on an upgrade |
+//! | `/{app}/{stream}.live.ts` | HTTP-TS |
+//! | `/` | the player page |
+//!
+//! Media paths are parsed by hand rather than by the router because ZLMediaKit's
+//! names carry the stream inside a file name (`{stream}.live.flv`). Every path is
+//! percent-decoded segment by segment and refused (400) if a segment is empty, `.`,
+//! `..`, or decodes to something containing `/`, `\` or NUL: nothing here ever maps
+//! a path to a file, but names must still be what they look like.
+
+mod live;
+pub mod page;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::hls::HlsStore;
+use crate::hub::{Hub, StreamKey};
+
+/// Longest request path accepted (stream names are short; this only stops abuse).
+pub const MAX_PATH_LEN: usize = 1024;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub hub: Arc<Hub>,
+    pub hls: Arc<HlsStore>,
+    pub flush_interval: Duration,
+    pub segment_max_age_s: u64,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: HttpState, allow_origin: &str) -> Router {
+    let cors = if allow_origin.is_empty() {
+        None
+    } else {
+        let origin = if allow_origin == "*" {
+            tower_http::cors::AllowOrigin::any()
+        } else {
+            match HeaderValue::from_str(allow_origin) {
+                Ok(v) => tower_http::cors::AllowOrigin::exact(v),
+                Err(_) => tower_http::cors::AllowOrigin::any(),
+            }
+        };
+        Some(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(origin)
+                .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
+                .allow_headers(tower_http::cors::Any)
+                .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE]),
+        )
+    };
+    let router = page::routes()
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(media)
+        .with_state(state);
+    match cors {
+        Some(c) => router.layer(c),
+        None => router,
+    }
+}
+
+/// What a media path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Playlist(String, String),
+    Segment(String, String, String),
+    LiveFlv(String, String),
+    LiveTs(String, String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum PathError {
+    BadRequest(&'static str),
+    NotFound,
+}
+
+fn percent_decode(seg: &str) -> Result<String, PathError> {
+    let bytes = seg.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .ok_or(PathError::BadRequest("bad percent-encoding"))?;
+            let s = std::str::from_utf8(hex)
+                .map_err(|_| PathError::BadRequest("bad percent-encoding"))?;
+            out.push(
+                u8::from_str_radix(s, 16)
+                    .map_err(|_| PathError::BadRequest("bad percent-encoding"))?,
+            );
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let s = String::from_utf8(out).map_err(|_| PathError::BadRequest("path is not UTF-8"))?;
+    if s.is_empty() || s == "." || s == ".." || s.contains(['/', '\\', '\0']) {
+        return Err(PathError::BadRequest("path segment not allowed"));
+    }
+    Ok(s)
+}
+
+fn parse_path(path: &str) -> Result<Target, PathError> {
+    if path.len() > MAX_PATH_LEN {
+        return Err(PathError::BadRequest("path too long"));
+    }
+    let segs = path
+        .strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .map(percent_decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    match segs.as_slice() {
+        [app, file] => {
+            if let Some(stream) = file.strip_suffix(".live.flv") {
+                Ok(Target::LiveFlv(app.clone(), stream.to_owned()))
+            } else if let Some(stream) = file.strip_suffix(".live.ts") {
+                Ok(Target::LiveTs(app.clone(), stream.to_owned()))
+            } else {
+                Err(PathError::NotFound)
+            }
+        }
+        [app, stream, file] => {
+            if file == "hls.m3u8" {
+                Ok(Target::Playlist(app.clone(), stream.clone()))
+            } else if file.ends_with(".ts") {
+                Ok(Target::Segment(app.clone(), stream.clone(), file.clone()))
+            } else {
+                Err(PathError::NotFound)
+            }
+        }
+        _ => Err(PathError::NotFound),
+    }
+}
+
+fn plain(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-cache")],
+        msg.to_owned(),
+    )
+        .into_response()
+}
+
+async fn media(State(st): State<HttpState>, req: Request) -> Response {
+    let method = req.method().clone();
+    if method != Method::GET && method != Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    let target = match parse_path(req.uri().path()) {
+        Ok(t) => t,
+        Err(PathError::BadRequest(why)) => {
+            return plain(StatusCode::BAD_REQUEST, &format!("bad request: {why}\n"))
+        }
+        Err(PathError::NotFound) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let vhost = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("vhost="))
+            .map(str::to_owned)
+    });
+    let key = |app: &str, stream: &str| StreamKey::new(vhost.as_deref(), app, stream);
+    match target {
+        Target::Playlist(app, stream) => match st.hls.playlist(&key(&app, &stream)) {
+            Some(text) => (
+                [
+                    (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                if method == Method::HEAD {
+                    Bytes::new()
+                } else {
+                    text
+                },
+            )
+                .into_response(),
+            None => plain(StatusCode::NOT_FOUND, "no such live stream\n"),
+        },
+        Target::Segment(app, stream, file) => match st.hls.segment(&key(&app, &stream), &file) {
+            Some(bytes) => serve_bytes(
+                &method,
+                req.headers(),
+                bytes,
+                "video/mp2t",
+                st.segment_max_age_s,
+            ),
+            None => plain(
+                StatusCode::NOT_FOUND,
+                "no such segment (expired or not yet written)\n",
+            ),
+        },
+        Target::LiveFlv(app, stream) => {
+            let key = key(&app, &stream);
+            let (mut parts, _body) = req.into_parts();
+            let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
+                .await
+                .ok();
+            let sub = match st.hub.subscribe(&key).await {
+                Ok(s) => s,
+                Err(e) => return plain(StatusCode::NOT_FOUND, &format!("{e}\n")),
+            };
+            tracing::info!(stream = %key, websocket = ws.is_some(), "FLV viewer started");
+            match ws {
+                Some(ws) => {
+                    let (flush, shutdown) = (st.flush_interval, st.shutdown.clone());
+                    ws.on_upgrade(move |socket| live::ws_flv(socket, sub, flush, shutdown))
+                }
+                None => live_response(
+                    "video/x-flv",
+                    &method,
+                    live::flv_body(sub, st.flush_interval, st.shutdown.clone()),
+                ),
+            }
+        }
+        Target::LiveTs(app, stream) => {
+            let key = key(&app, &stream);
+            let sub = match st.hub.subscribe(&key).await {
+                Ok(s) => s,
+                Err(e) => return plain(StatusCode::NOT_FOUND, &format!("{e}\n")),
+            };
+            tracing::info!(stream = %key, "HTTP-TS viewer started");
+            live_response(
+                "video/mp2t",
+                &method,
+                live::ts_body(sub, st.flush_interval, st.shutdown.clone()),
+            )
+        }
+    }
+}
+
+fn live_response(content_type: &'static str, method: &Method, body: axum::body::Body) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, "no-cache"),
+    ];
+    if method == Method::HEAD {
+        return (headers, "").into_response();
+    }
+    (headers, body).into_response()
+}
+
+/// Serves an in-memory object with HEAD and single-range `Range` support.
+fn serve_bytes(
+    method: &Method,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    content_type: &'static str,
+    max_age: u64,
+) -> Response {
+    let len = bytes.len() as u64;
+    let cache = format!("public, max-age={max_age}, immutable");
+    let mut status = StatusCode::OK;
+    let mut body = bytes;
+    let mut content_range = None;
+    if let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        match parse_range(range, len) {
+            Some((start, end)) => {
+                status = StatusCode::PARTIAL_CONTENT;
+                body = body.slice(start as usize..=end as usize);
+                content_range = Some(format!("bytes {start}-{end}/{len}"));
+            }
+            None => {
+                return (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+                    "",
+                )
+                    .into_response();
+            }
+        }
+    }
+    let mut resp = if method == Method::HEAD {
+        let mut r = Response::new(axum::body::Body::empty());
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+        r
+    } else {
+        Response::new(axum::body::Body::from(body))
+    };
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&cache) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    if let Some(cr) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::CONTENT_RANGE, cr);
+    }
+    resp
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range) -> inclusive (start, end).
+fn parse_range(v: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = v.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        if n == 0 {
+            return None;
+        }
+        (len.saturating_sub(n), len - 1)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() {
+            len - 1
+        } else {
+            b.parse::<u64>().ok()?.min(len - 1)
+        };
+        (start, end)
+    };
+    (start <= end && start < len).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            parse_path("/live/cam.live.flv"),
+            Ok(Target::LiveFlv("live".into(), "cam".into()))
+        );
+        assert_eq!(
+            parse_path("/live/cam.live.ts"),
+            Ok(Target::LiveTs("live".into(), "cam".into()))
+        );
+        assert_eq!(
+            parse_path("/live/cam/hls.m3u8"),
+            Ok(Target::Playlist("live".into(), "cam".into()))
+        );
+        assert_eq!(
+            parse_path("/live/cam/12.ts"),
+            Ok(Target::Segment("live".into(), "cam".into(), "12.ts".into()))
+        );
+        assert_eq!(
+            parse_path("/live/c%20am.live.flv"),
+            Ok(Target::LiveFlv("live".into(), "c am".into()))
+        );
+        assert_eq!(parse_path("/live/cam/x.mp4"), Err(PathError::NotFound));
+        assert_eq!(parse_path("/a/b/c/d"), Err(PathError::NotFound));
+    }
+
+    #[test]
+    fn traversal_and_abuse_are_refused() {
+        for p in [
+            "/../etc/passwd.live.flv",
+            "/live/../hls.m3u8",
+            "/live/%2e%2e/hls.m3u8",
+            "/live/%2E%2E/hls.m3u8",
+            "/live/a%2fb/hls.m3u8",
+            "/live/a%5cb/hls.m3u8",
+            "/live/a%00/hls.m3u8",
+            "/live//hls.m3u8",
+            "/live/%zz/hls.m3u8",
+        ] {
+            assert!(
+                matches!(parse_path(p), Err(PathError::BadRequest(_))),
+                "{p}"
+            );
+        }
+        let long = format!("/live/{}.live.flv", "a".repeat(MAX_PATH_LEN));
+        assert!(matches!(parse_path(&long), Err(PathError::BadRequest(_))));
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(parse_range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(parse_range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(parse_range("bytes=0-5000", 1000), Some((0, 999)));
+        assert_eq!(parse_range("bytes=1000-", 1000), None);
+        assert_eq!(parse_range("bytes=5-1", 1000), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), None);
+        assert_eq!(parse_range("items=0-1", 1000), None);
+    }
+}
