@@ -29,4 +29,5 @@ pub mod amf0;
 pub mod codec;
 pub mod flv;
 pub mod hls;
+pub mod mpegts;
 pub mod rtmp;
