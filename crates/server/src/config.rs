@@ -37,6 +37,7 @@ pub struct Config {
     pub general: GeneralConfig,
     pub hub: HubConfig,
     pub hls: HlsConfig,
+    pub api: ApiConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,6 +58,13 @@ pub struct RtmpConfig {
 pub struct HttpConfig {
     pub listen: String,
     pub allow_origin: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub secret: String,
+    pub allow_ip_range: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -221,6 +229,12 @@ impl Config {
             3_600_000,
         )?;
         range("hub.flush_interval_ms", self.hub.flush_interval_ms, 0, 1000)?;
+        if let Err(e) = crate::api::IpRanges::parse(&self.api.allow_ip_range) {
+            return Err(ConfigError::Invalid {
+                key: "api.allow_ip_range",
+                message: e,
+            });
+        }
         range("hls.segment_ms", self.hls.segment_ms, 500, 60_000)?;
         range("hls.window", self.hls.window, 1, 100)?;
         range("hls.retain", self.hls.retain, 0, 1000)?;

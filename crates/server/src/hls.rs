@@ -91,7 +91,7 @@ fn now_unix_ms() -> i64 {
 }
 
 async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
-    let Some(mut sub) = hub.subscribe_stream(&stream) else {
+    let Some(mut sub) = hub.subscribe_internal(&stream) else {
         return;
     };
     let key = stream.key.clone();

@@ -2,6 +2,7 @@
 //! binary's body): configuration, the stream hub and the protocol front ends that
 //! drive the sans-IO code of `ferrocast-proto`.
 
+pub mod api;
 pub mod config;
 pub mod hls;
 pub mod http;
@@ -57,14 +58,22 @@ pub async fn serve(config: Config) -> Result<(), String> {
         segment_max_age_s: config.hls.segment_max_age_s,
         shutdown: stop_rx.clone(),
     };
-    let app = http::router(http_state, &config.http.allow_origin);
+    let api_state = api::ApiState::new(hub.clone(), config.clone());
+    let app = http::router(
+        http_state,
+        api::routes(api_state),
+        &config.http.allow_origin,
+    );
     let mut http_stop = stop_rx;
     let http_task = tokio::spawn(async move {
-        let r = axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.changed().await;
-            })
-            .await;
+        let r = axum::serve(
+            http_listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.changed().await;
+        })
+        .await;
         if let Err(e) = r {
             tracing::error!(error = %e, "HTTP server failed");
         }

@@ -45,7 +45,7 @@ pub struct HttpState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-pub fn router(state: HttpState, allow_origin: &str) -> Router {
+pub fn router(state: HttpState, api: Router, allow_origin: &str) -> Router {
     let cors = if allow_origin.is_empty() {
         None
     } else {
@@ -68,7 +68,8 @@ pub fn router(state: HttpState, allow_origin: &str) -> Router {
     let router = page::routes()
         .route("/healthz", get(|| async { "ok" }))
         .fallback(media)
-        .with_state(state);
+        .with_state(state)
+        .merge(api);
     match cors {
         Some(c) => router.layer(c),
         None => router,

@@ -13,6 +13,7 @@
 //! later) drive it.
 
 pub mod gop;
+pub mod info;
 pub mod packet;
 pub mod timeline;
 
@@ -33,6 +34,19 @@ pub use packet::{Packet, PacketKind};
 use timeline::{Mapped, Timeline, Track};
 
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";
+
+/// Who publishes a stream (ZLMediaKit's originType / originSock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// ZLMediaKit originType: 1 rtmp_push, 4 pull, ...
+    pub kind: i32,
+    pub kind_name: &'static str,
+    pub peer: Option<std::net::SocketAddr>,
+    pub local: Option<std::net::SocketAddr>,
+    /// The publish URL's query (`?token=...`), without the `?`.
+    pub params: String,
+    pub url: String,
+}
 
 /// vhost/app/stream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -131,6 +145,8 @@ struct StreamState {
     timeline: Timeline,
     jump_logged: bool,
     ended: bool,
+    info: info::MediaInfo,
+    origin: Option<Origin>,
 }
 
 /// One live stream: its publisher state, GOP cache and fan-out ring.
@@ -143,6 +159,20 @@ pub struct Stream {
     total_readers: AtomicU64,
     bytes_in: AtomicU64,
     frames_dropped: AtomicU64,
+    /// Wall-clock creation time (unix seconds), ZLMediaKit's createStamp.
+    pub created_unix: u64,
+    /// Set when the stream is closed by the operator: its publisher disconnects.
+    kicked: watch::Sender<bool>,
+    /// (instant, bytes_in) of the last speed sample, and the speed then, bytes/s.
+    speed: Mutex<(Instant, u64, u64)>,
+}
+
+/// What the API shows of a stream.
+#[derive(Debug, Clone)]
+pub struct StreamSnapshot {
+    pub info: info::MediaInfo,
+    pub origin: Option<Origin>,
+    pub publishing: bool,
 }
 
 impl Hub {
@@ -161,9 +191,23 @@ impl Hub {
         let _ = self.on_new_stream.set(Box::new(hook));
     }
 
-    /// Subscribes to a stream already in hand (no waiting).
-    pub fn subscribe_stream(&self, stream: &Arc<Stream>) -> Option<Subscription> {
-        stream.subscribe(&self.config)
+    /// Subscribes a server-internal consumer (the HLS muxer, a recorder) to a stream
+    /// already in hand: no waiting, and not counted as a viewer.
+    pub fn subscribe_internal(&self, stream: &Arc<Stream>) -> Option<Subscription> {
+        stream.subscribe(&self.config, false)
+    }
+
+    /// Closes a stream now, whatever continue_push says: its publisher is
+    /// disconnected and its viewers get the end of the stream.
+    pub fn close_stream(&self, stream: &Arc<Stream>) {
+        stream.kicked.send_replace(true);
+        let generation = {
+            let mut st = stream.state.lock().unwrap();
+            st.publisher = None;
+            st.generation += 1;
+            st.generation
+        };
+        self.end_stream(stream, generation);
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -185,7 +229,11 @@ impl Hub {
 
     /// Starts publishing `key`. A stream whose publisher left less than
     /// `continue_push` ago is taken over, keeping its players.
-    pub fn publish(self: &Arc<Self>, key: StreamKey) -> Result<Publisher, PublishError> {
+    pub fn publish(
+        self: &Arc<Self>,
+        key: StreamKey,
+        origin: Origin,
+    ) -> Result<Publisher, PublishError> {
         let id = self.next_session_id();
         let mut created = false;
         let stream = {
@@ -204,6 +252,7 @@ impl Hub {
                     st.publisher = Some(id);
                     st.generation += 1;
                     st.timeline.restart();
+                    st.origin = Some(origin);
                     drop(st);
                     tracing::info!(stream = %key, "publisher returned within continue_push; players keep going");
                     existing
@@ -225,11 +274,19 @@ impl Hub {
                             timeline: Timeline::new(),
                             jump_logged: false,
                             ended: false,
+                            info: info::MediaInfo::default(),
+                            origin: Some(origin),
                         }),
                         readers: AtomicUsize::new(0),
                         total_readers: AtomicU64::new(0),
                         bytes_in: AtomicU64::new(0),
                         frames_dropped: AtomicU64::new(0),
+                        created_unix: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or(0),
+                        kicked: watch::channel(false).0,
+                        speed: Mutex::new((Instant::now(), 0, 0)),
                     });
                     streams.insert(key, stream.clone());
                     created = true;
@@ -243,10 +300,12 @@ impl Hub {
             }
         }
         self.published.send_modify(|n| *n += 1);
+        let kicked = stream.kicked.subscribe();
         Ok(Publisher {
             hub: self.clone(),
             stream,
             id,
+            kicked,
         })
     }
 
@@ -259,7 +318,7 @@ impl Hub {
         let mut published = self.published.subscribe();
         loop {
             if let Some(stream) = self.find(key) {
-                if let Some(sub) = stream.subscribe(&self.config) {
+                if let Some(sub) = stream.subscribe(&self.config, true) {
                     return Ok(sub);
                 }
             }
@@ -327,7 +386,7 @@ impl Hub {
 }
 
 impl Stream {
-    fn subscribe(self: &Arc<Self>, config: &HubConfig) -> Option<Subscription> {
+    fn subscribe(self: &Arc<Self>, config: &HubConfig, counted: bool) -> Option<Subscription> {
         let st = self.state.lock().unwrap();
         if st.ended {
             return None;
@@ -341,8 +400,10 @@ impl Stream {
         };
         let rx = self.tx.subscribe();
         drop(st);
-        self.readers.fetch_add(1, Ordering::Relaxed);
-        self.total_readers.fetch_add(1, Ordering::Relaxed);
+        if counted {
+            self.readers.fetch_add(1, Ordering::Relaxed);
+            self.total_readers.fetch_add(1, Ordering::Relaxed);
+        }
         Some(Subscription {
             stream: self.clone(),
             initial: initial.into(),
@@ -353,6 +414,7 @@ impl Stream {
             slow_timeout: config.slow_player_timeout,
             dropped: 0,
             ended: false,
+            counted,
         })
     }
 
@@ -384,6 +446,28 @@ impl Stream {
         }
     }
 
+    pub fn snapshot(&self) -> StreamSnapshot {
+        let st = self.state.lock().unwrap();
+        StreamSnapshot {
+            info: st.info.clone(),
+            origin: st.origin.clone(),
+            publishing: st.publisher.is_some(),
+        }
+    }
+
+    /// Incoming bytes per second, over the last second or more.
+    pub fn bytes_speed(&self) -> u64 {
+        let mut sp = self.speed.lock().unwrap();
+        let now = Instant::now();
+        let total = self.bytes_in();
+        let elapsed = now.duration_since(sp.0);
+        if elapsed >= Duration::from_secs(1) {
+            sp.2 = ((total - sp.1) as f64 / elapsed.as_secs_f64()) as u64;
+            *sp = (now, total, sp.2);
+        }
+        sp.2
+    }
+
     pub fn is_publishing(&self) -> bool {
         self.state.lock().unwrap().publisher.is_some()
     }
@@ -394,11 +478,18 @@ pub struct Publisher {
     hub: Arc<Hub>,
     stream: Arc<Stream>,
     id: u64,
+    kicked: watch::Receiver<bool>,
 }
 
 impl Publisher {
     pub fn stream(&self) -> &Arc<Stream> {
         &self.stream
+    }
+
+    /// Resolves when the operator closes the stream (close_streams): the publishing
+    /// session should then disconnect.
+    pub async fn kicked(&mut self) {
+        let _ = self.kicked.wait_for(|k| *k).await;
     }
 
     pub fn push_metadata(&self, timestamp: u32, payload: Bytes) {
@@ -472,6 +563,11 @@ impl Publisher {
                 output
             }
         };
+        match kind {
+            PacketKind::Video => st.info.on_video(ts, &payload, keyframe, header),
+            PacketKind::Audio => st.info.on_audio(ts, &payload, header),
+            _ => {}
+        }
         let packet = Arc::new(Packet::new(kind, ts, keyframe, header, payload));
         st.gop.push(&packet);
         // Under the state lock so a new subscriber's GOP snapshot and its ring cursor
@@ -510,6 +606,8 @@ pub struct Subscription {
     dropped: u64,
     /// The end of the stream was seen while a batch was being delivered.
     ended: bool,
+    /// Counted as a viewer (readerCount).
+    counted: bool,
 }
 
 impl Subscription {
@@ -648,7 +746,9 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.stream.readers.fetch_sub(1, Ordering::Relaxed);
+        if self.counted {
+            self.stream.readers.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -672,6 +772,17 @@ mod tests {
         StreamKey::new(None, "live", "t")
     }
 
+    fn test_origin() -> Origin {
+        Origin {
+            kind: 1,
+            kind_name: "rtmp_push",
+            peer: None,
+            local: None,
+            params: String::new(),
+            url: String::new(),
+        }
+    }
+
     // FLV video tag bodies: AVC sequence header, keyframe, inter frame.
     const AVC_HEADER: &[u8] = &[0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1e, 0xff];
     const KEY: &[u8] = &[0x17, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x65];
@@ -688,7 +799,7 @@ mod tests {
     #[tokio::test]
     async fn end_of_stream_in_a_batch_with_media_ends_the_next_call() {
         let hub = Hub::new(config(0, 64));
-        let publisher = hub.publish(key()).unwrap();
+        let publisher = hub.publish(key(), test_origin()).unwrap();
         publisher.push_video(0, Bytes::from_static(AVC_HEADER));
         publisher.push_video(0, Bytes::from_static(KEY));
         let mut sub = hub.subscribe(&key()).await.unwrap();
@@ -707,7 +818,7 @@ mod tests {
     #[tokio::test]
     async fn first_video_frame_is_a_keyframe_even_without_a_cached_gop() {
         let hub = Hub::new(config(0, 64));
-        let publisher = hub.publish(key()).unwrap();
+        let publisher = hub.publish(key(), test_origin()).unwrap();
         publisher.push_video(0, Bytes::from_static(AVC_HEADER));
         publisher.push_video(0, Bytes::from_static(KEY));
         for i in 1..8 {
@@ -728,9 +839,9 @@ mod tests {
     #[tokio::test]
     async fn second_publisher_refused_and_returning_publisher_keeps_players() {
         let hub = Hub::new(config(1000, 64));
-        let first = hub.publish(key()).unwrap();
+        let first = hub.publish(key(), test_origin()).unwrap();
         assert_eq!(
-            hub.publish(key()).err(),
+            hub.publish(key(), test_origin()).err(),
             Some(PublishError::AlreadyPublishing(key()))
         );
         first.push_video(0, Bytes::from_static(AVC_HEADER));
@@ -738,7 +849,7 @@ mod tests {
         let mut sub = hub.subscribe(&key()).await.unwrap();
         assert_eq!(batch(&mut sub).await.unwrap().len(), 2);
         drop(first);
-        let again = hub.publish(key()).unwrap();
+        let again = hub.publish(key(), test_origin()).unwrap();
         again.push_video(0, Bytes::from_static(AVC_HEADER));
         again.push_video(0, Bytes::from_static(KEY));
         let got = batch(&mut sub).await.unwrap();
@@ -757,7 +868,7 @@ mod tests {
         let h = hub.clone();
         let waiter = tokio::spawn(async move { h.subscribe(&key()).await.map(|_| ()) });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let _p = hub.publish(key()).unwrap();
+        let _p = hub.publish(key(), test_origin()).unwrap();
         assert!(waiter.await.unwrap().is_ok());
         let other = StreamKey::new(None, "live", "never");
         assert!(matches!(
@@ -769,7 +880,7 @@ mod tests {
     #[tokio::test]
     async fn overrun_player_skips_to_a_keyframe_then_too_slow_is_disconnected() {
         let hub = Hub::new(config(0, 16));
-        let publisher = hub.publish(key()).unwrap();
+        let publisher = hub.publish(key(), test_origin()).unwrap();
         publisher.push_video(0, Bytes::from_static(AVC_HEADER));
         publisher.push_video(0, Bytes::from_static(KEY));
         let mut sub = hub.subscribe(&key()).await.unwrap();

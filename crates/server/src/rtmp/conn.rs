@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::writer::write_all_vectored;
 use super::RtmpSettings;
 use crate::hub::packet::PLAYER_STREAM_ID;
-use crate::hub::{Hub, Packet, Publisher, StreamKey, Subscription, SubscriptionEnd};
+use crate::hub::{Hub, Origin, Packet, Publisher, StreamKey, Subscription, SubscriptionEnd};
 
 /// Read buffer of a publisher: it sends up to a few MB/s, and 64 KiB per read keeps
 /// syscalls few.
@@ -48,6 +48,7 @@ struct Conn {
     hub: Arc<Hub>,
     settings: Arc<RtmpSettings>,
     wr: OwnedWriteHalf,
+    local: Option<SocketAddr>,
     shutdown: watch::Receiver<bool>,
     app: Option<String>,
     vhost: Option<String>,
@@ -73,6 +74,7 @@ pub async fn run(
 ) {
     let started = Instant::now();
     let _ = socket.set_nodelay(settings.tcp_nodelay);
+    let local = socket.local_addr().ok();
     let (mut rd, wr) = socket.into_split();
     let seed = std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -84,6 +86,7 @@ pub async fn run(
         hub,
         settings,
         wr,
+        local,
         shutdown: shutdown.clone(),
         app: None,
         vhost: None,
@@ -159,9 +162,16 @@ impl Conn {
                     .handshake_timeout
                     .saturating_sub(started.elapsed())
             };
+            let kicked = async {
+                match &mut self.role {
+                    Role::Publisher(p) => p.kicked().await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return "server shutting down".into(),
+                _ = kicked => return "stream closed by the operator (API)".into(),
                 r = tokio::time::timeout(limit, rd.read(&mut buf)) => match r {
                     Ok(r) => {
                         if let Some(reason) = self.on_read(r, &buf).await {
@@ -232,7 +242,20 @@ impl Conn {
                     );
                 }
                 let key = self.stream_key(&stream_name, &params);
-                match self.hub.publish(key.clone()) {
+                let origin = Origin {
+                    kind: 1,
+                    kind_name: "rtmp_push",
+                    peer: Some(self.peer),
+                    local: self.local,
+                    url: format!(
+                        "rtmp://{}/{}/{}",
+                        self.local.map(|a| a.to_string()).unwrap_or_default(),
+                        key.app,
+                        key.stream
+                    ),
+                    params,
+                };
+                match self.hub.publish(key.clone(), origin) {
                     Ok(p) => {
                         self.session.accept_publish(stream_id);
                         tracing::info!(peer = %self.peer, stream = %key, "publish started");

@@ -804,3 +804,430 @@ pub fn wait_closed(s: &mut TcpStream, timeout: Duration) -> Result<Duration, Str
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
+
+// ---------------------------------------------------------------------------------
+// HTTP and WebSocket clients
+// ---------------------------------------------------------------------------------
+//
+// Written by hand on `std::net::TcpStream` (no client crate): the requests go on the
+// wire exactly as written, so paths like `/live/../x` reach the server unnormalised,
+// and a HEAD response can be checked to carry no body bytes at all.
+
+/// How long an HTTP request or a WebSocket read may wait for the server.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Server {
+    /// `http://127.0.0.1:Q` (no trailing slash).
+    pub fn http_base(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// `http://127.0.0.1:Q<path>`
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// `GET path` on the server's HTTP port.
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http_request(self.http, "GET", path, &[])
+    }
+}
+
+/// A complete HTTP/1.1 response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// In the order received; names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Every byte after the header block (de-chunked when the response was chunked).
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One request with `Connection: close`, read to the end. Only for responses that
+/// end (playlists, segments, errors), not for live FLV/TS bodies.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    use std::io::Write;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    s.set_read_timeout(Some(HTTP_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(HTTP_TIMEOUT)).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("{method} {}: send: {e}", short(path)));
+    let mut raw = Vec::new();
+    if let Err(e) = s.read_to_end(&mut raw) {
+        // A server may reset after answering a request it refused; keep what came.
+        if raw.is_empty() {
+            panic!("{method} {}: no response: {e}", short(path));
+        }
+    }
+    parse_response(&raw).unwrap_or_else(|why| {
+        panic!(
+            "{method} {}: bad response ({why}): {:?}",
+            short(path),
+            String::from_utf8_lossy(&raw[..raw.len().min(512)])
+        )
+    })
+}
+
+fn short(path: &str) -> String {
+    if path.len() > 80 {
+        format!("{}... ({} bytes)", &path[..80], path.len())
+    } else {
+        path.to_string()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Splits a raw response into status, headers and (de-chunked) body.
+fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
+    let end = find(raw, b"\r\n\r\n").ok_or("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or("empty response")?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = find(data, b"\r\n").ok_or("chunk size line not terminated")?;
+        let size_text = std::str::from_utf8(&data[..eol]).map_err(|_| "bad chunk size")?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("chunk size {size_text:?}"))?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if data.len() < size + 2 {
+            return Err("truncated chunk".into());
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// What [`ws_capture`] received.
+#[derive(Debug, Default, Clone)]
+pub struct WsCapture {
+    /// The HTTP response head of the upgrade.
+    pub handshake: String,
+    pub binary_messages: u64,
+    pub text_messages: u64,
+    pub bytes: u64,
+    /// Whether the server sent a Close frame (or closed the socket) before `duration`.
+    pub closed_early: bool,
+}
+
+/// The `Sec-WebSocket-Key` of RFC 6455 section 1.3 and the accept value it must get.
+pub const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// A minimal RFC 6455 client: upgrades `GET path`, then for `duration` appends the
+/// payload of every binary message to `out`, answers pings, and finally sends a Close.
+/// Panics if the upgrade is not `101` with the right `Sec-WebSocket-Accept`.
+pub fn ws_capture(addr: SocketAddr, path: &str, duration: Duration, out: &Path) -> WsCapture {
+    use std::io::Write;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    s.set_write_timeout(Some(HTTP_TIMEOUT)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).expect("send WebSocket upgrade");
+    let start = Instant::now();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut tmp = vec![0u8; 64 * 1024];
+    // The response head.
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i;
+        }
+        assert!(
+            start.elapsed() < HTTP_TIMEOUT,
+            "no WebSocket upgrade answer within {HTTP_TIMEOUT:?}"
+        );
+        match s.read(&mut tmp) {
+            Ok(0) => panic!(
+                "server closed instead of upgrading: {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => panic!("WebSocket upgrade read: {e}"),
+        }
+    };
+    let mut cap = WsCapture {
+        handshake: String::from_utf8_lossy(&buf[..head_end]).into_owned(),
+        ..WsCapture::default()
+    };
+    let head = parse_response(&buf[..head_end + 4]).expect("upgrade response");
+    assert_eq!(
+        head.status, 101,
+        "WebSocket upgrade refused:\n{}",
+        cap.handshake
+    );
+    assert_eq!(
+        head.header("sec-websocket-accept"),
+        Some(WS_ACCEPT),
+        "wrong Sec-WebSocket-Accept:\n{}",
+        cap.handshake
+    );
+    buf.drain(..head_end + 4);
+
+    let mut file = File::create(out).expect("create WebSocket capture file");
+    let mut message: Vec<u8> = Vec::new();
+    let mut message_is_binary = false;
+    let deadline = Instant::now() + duration;
+    'read: while Instant::now() < deadline {
+        // Every complete frame in the buffer.
+        while let Some((fin, opcode, payload, used)) = ws_frame(&buf) {
+            buf.drain(..used);
+            match opcode {
+                0x0 | 0x1 | 0x2 => {
+                    if opcode != 0x0 {
+                        message_is_binary = opcode == 0x2;
+                        message.clear();
+                    }
+                    message.extend_from_slice(&payload);
+                    if fin {
+                        if message_is_binary {
+                            cap.binary_messages += 1;
+                            cap.bytes += message.len() as u64;
+                            file.write_all(&message).expect("write WebSocket capture");
+                        } else {
+                            cap.text_messages += 1;
+                        }
+                    }
+                }
+                0x8 => {
+                    cap.closed_early = true;
+                    break 'read;
+                }
+                0x9 => {
+                    let _ = s.write_all(&ws_client_frame(0xA, &payload));
+                }
+                _ => {}
+            }
+        }
+        match s.read(&mut tmp) {
+            Ok(0) => {
+                cap.closed_early = true;
+                break;
+            }
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => {
+                cap.closed_early = true;
+                break;
+            }
+        }
+    }
+    // Close with 1000 (normal closure).
+    let _ = s.write_all(&ws_client_frame(0x8, &1000u16.to_be_bytes()));
+    cap
+}
+
+/// One server frame at the start of `buf`: `(fin, opcode, unmasked payload, bytes used)`.
+fn ws_frame(buf: &[u8]) -> Option<(bool, u8, Vec<u8>, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let fin = buf[0] & 0x80 != 0;
+    let opcode = buf[0] & 0x0f;
+    let masked = buf[1] & 0x80 != 0;
+    let (len, mut at) = match buf[1] & 0x7f {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    let mask = if masked {
+        let m: [u8; 4] = buf.get(at..at + 4)?.try_into().ok()?;
+        at += 4;
+        Some(m)
+    } else {
+        None
+    };
+    let mut payload = buf.get(at..at + len)?.to_vec();
+    if let Some(m) = mask {
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= m[i % 4];
+        }
+    }
+    Some((fin, opcode, payload, at + len))
+}
+
+/// A client frame (clients must mask; the mask value does not matter).
+fn ws_client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126, "control frames only");
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+// ---------------------------------------------------------------------------------
+// HLS playlists
+// ---------------------------------------------------------------------------------
+
+/// One `#EXTINF` entry of a media playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HlsEntry {
+    /// MEDIA-SEQUENCE plus the entry's index.
+    pub sequence: u64,
+    pub duration: f64,
+    pub uri: String,
+    /// The `#EXT-X-PROGRAM-DATE-TIME` just before it, if any.
+    pub program_date_time: Option<String>,
+    /// An `#EXT-X-DISCONTINUITY` stands before it.
+    pub discontinuity: bool,
+}
+
+/// The parts of a live media playlist the tests check.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HlsPlaylist {
+    pub version: Option<u32>,
+    pub target_duration: Option<u64>,
+    pub media_sequence: Option<u64>,
+    pub entries: Vec<HlsEntry>,
+    pub endlist: bool,
+}
+
+/// Parses a media playlist; panics (with the text) on anything malformed.
+pub fn parse_playlist(text: &str) -> HlsPlaylist {
+    let mut p = HlsPlaylist::default();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    assert_eq!(lines.next(), Some("#EXTM3U"), "not a playlist:\n{text}");
+    let mut pending_duration: Option<f64> = None;
+    let mut pending_pdt: Option<String> = None;
+    let mut pending_disc = false;
+    let bad = |what: &str| -> ! { panic!("playlist: bad {what}:\n{text}") };
+    for line in lines {
+        if let Some(v) = line.strip_prefix("#EXT-X-VERSION:") {
+            p.version = Some(v.parse().unwrap_or_else(|_| bad("VERSION")));
+        } else if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            p.target_duration = Some(v.parse().unwrap_or_else(|_| bad("TARGETDURATION")));
+        } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            p.media_sequence = Some(v.parse().unwrap_or_else(|_| bad("MEDIA-SEQUENCE")));
+        } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pending_pdt = Some(v.to_string());
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            pending_disc = true;
+        } else if line == "#EXT-X-ENDLIST" {
+            p.endlist = true;
+        } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+            let d = v.split(',').next().unwrap_or("");
+            pending_duration = Some(d.parse().unwrap_or_else(|_| bad("EXTINF")));
+        } else if line.starts_with('#') {
+            // Other tags (DISCONTINUITY-SEQUENCE, ...) are not checked here.
+        } else {
+            let duration = pending_duration
+                .take()
+                .unwrap_or_else(|| bad("URI without #EXTINF"));
+            let sequence = p.media_sequence.unwrap_or(0) + p.entries.len() as u64;
+            p.entries.push(HlsEntry {
+                sequence,
+                duration,
+                uri: line.to_string(),
+                program_date_time: pending_pdt.take(),
+                discontinuity: std::mem::take(&mut pending_disc),
+            });
+        }
+    }
+    p
+}
+
+/// Waits until `GET path` answers 200 and returns that response.
+pub fn wait_http_ok(server: &Server, path: &str, timeout: Duration) -> HttpResponse {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = server.get(path);
+        if r.status == 200 {
+            return r;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "GET {path} still {} after {timeout:?}: {}",
+                r.status,
+                r.text()
+            );
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// ffmpeg's own decoder errors for a file: `ffmpeg -v error -i <path> -f null -`,
+/// returning its stderr (empty when the file decodes cleanly).
+pub fn decode_errors(path: &Path) -> String {
+    require("ffmpeg");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    let mut err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        err.push_str(&format!("\n(ffmpeg exited with {})", out.status));
+    }
+    err
+}
