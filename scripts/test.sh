@@ -18,6 +18,8 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
+# Headless browser for crates/server/tests/browser.rs (Debian's build plays H.264/AAC).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing system packages: ${need[*]}"
   SUDO=""
@@ -28,11 +30,17 @@ fi
 for tool in ffmpeg ffprobe rtmpdump nginx; do
   command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool after install" >&2; exit 1; }
 done
+command -v chromium >/dev/null 2>&1 || { echo "missing chromium after install" >&2; exit 1; }
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   log "installing cargo-fuzz"
   cargo install cargo-fuzz --locked
 fi
+
+# playwright-core for the browser test, at the version pinned in tests/browser's lock
+# file; it drives /usr/bin/chromium and never downloads a browser of its own.
+log "npm ci in tests/browser"
+npm ci --prefix tests/browser --no-audit --no-fund
 
 # --- 2. unit, property and end-to-end tests -------------------------------------
 log "cargo test --workspace"

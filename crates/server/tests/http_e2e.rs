@@ -258,8 +258,8 @@ fn check_finished_hls(w: &HlsWatch, dir: &Path, tracks: Tracks, min_segments: us
 
     let (files, all) = w.write_files(dir);
     for (seq, path) in &files {
-        let streams = probe_streams(path.to_str().unwrap());
-        let has = |t: &str| streams.iter().any(|s| s.codec_type == t);
+        let streams = probe_ts_streams(path);
+        let has = |t: &str| streams.iter().any(|s| s == t);
         match tracks {
             Tracks::AudioVideo => assert!(has("video") && has("audio"), "{seq}.ts: {streams:?}"),
             Tracks::VideoOnly => assert!(has("video") && !has("audio"), "{seq}.ts: {streams:?}"),
@@ -271,13 +271,13 @@ fn check_finished_hls(w: &HlsWatch, dir: &Path, tracks: Tracks, min_segments: us
                 "segment {seq} does not start with a keyframe"
             );
         }
-        let errors = decode_errors(path);
+        let errors = decode_errors(path, Some("mpegts"));
         assert!(
             errors.trim().is_empty(),
             "segment {seq} alone does not decode cleanly:\n{errors}"
         );
     }
-    let errors = decode_errors(&all);
+    let errors = decode_errors(&all, None);
     assert!(
         errors.trim().is_empty(),
         "the {} segments concatenated do not decode cleanly (ffmpeg -v error):\n{errors}",
@@ -312,24 +312,42 @@ fn publish_with(
     Proc::spawn(label, "ffmpeg", &args, &srv.dir.path)
 }
 
-/// A server whose streams end half a second after their publisher does.
-fn start_server(name: &str, extra: &str) -> Server {
+/// A server whose streams end half a second after their publisher does; a player
+/// waits up to `max_stream_wait_ms` for a stream.
+fn start_server(name: &str, max_stream_wait_ms: u32) -> Server {
     Server::start(
         name,
-        &format!("[general]\ncontinue_push_ms = 500\nmax_stream_wait_ms = 8000\n{extra}"),
+        &format!("[general]\ncontinue_push_ms = 500\nmax_stream_wait_ms = {max_stream_wait_ms}\n"),
     )
 }
 
-/// Publishes with `publisher` already started, watches HLS to the end and runs every
-/// check on it.
+/// The codec types of a segment's streams, each once (demuxed as MPEG-TS).
+fn probe_ts_streams(path: &Path) -> Vec<String> {
+    let mut types: Vec<String> = ffprobe(&[
+        "-f",
+        "mpegts",
+        "-show_entries",
+        "stream=codec_type",
+        path.to_str().unwrap(),
+    ])
+    .into_iter()
+    .filter_map(|m| m.get("codec_type").cloned())
+    .collect();
+    types.sort();
+    types.dedup();
+    types
+}
+
+/// With `publisher` already started (and `w` made when it was), watches HLS to the
+/// end and runs every check on it.
 fn watch_publish(
     srv: &Server,
+    mut w: HlsWatch,
     mut publisher: Proc,
-    name: &str,
     tracks: Tracks,
     media_s: f64,
 ) -> (HlsWatch, PathBuf) {
-    let mut w = HlsWatch::new(name);
+    let name = w.base.clone();
     let timeout = Duration::from_secs_f64(media_s + 20.0);
     let deadline = Instant::now() + timeout;
     // Live: poll until the publisher is done, then until ENDLIST.
@@ -366,25 +384,38 @@ fn watch_publish(
 /// every segment and their concatenation are what a player needs.
 #[test]
 fn hls_30s_publish() {
-    let srv = start_server("hls_30s_publish", "");
+    let srv = start_server("hls_30s_publish", 8000);
     let publisher = publish_file(&srv, "publisher", "x", &["-stream_loop", "2"]);
-    let started = Instant::now();
+    let mut w = HlsWatch::new("x");
 
-    // While it is live: ffprobe reads the playlist itself.
-    let first = wait_http_ok(&srv, "/live/x/hls.m3u8", secs(10));
-    eprintln!(
-        "first playlist {:?} after the publisher started:\n{}",
-        started.elapsed(),
-        first.text()
-    );
+    // While it is live (segment 0 collected first): ffprobe reads the playlist itself.
+    let deadline = Instant::now() + secs(10);
+    while w.poll(&srv).is_none() {
+        assert!(Instant::now() < deadline, "no playlist within 10 s");
+        sleep(Duration::from_millis(100));
+    }
+    let first = wait_http_ok(&srv, "/live/x/hls.m3u8", secs(1));
     assert_eq!(first.header("cache-control"), Some("no-cache"));
+    assert_eq!(first.header("access-control-allow-origin"), Some("*"));
+    let probe_started = Instant::now();
     assert_src_streams(
         &probe_streams(&srv.http_url("/live/x/hls.m3u8")),
         "ffprobe of the live hls.m3u8",
     );
+    eprintln!(
+        "ffprobe of the live playlist took {:?}",
+        probe_started.elapsed()
+    );
 
-    let (w, all) = watch_publish(&srv, publisher, "x", Tracks::AudioVideo, 30.0);
-    let counts = packet_counts(&all);
+    let (w, all) = watch_publish(&srv, w, publisher, Tracks::AudioVideo, 30.0);
+    let last_playlist = w.playlists.last().unwrap();
+    let last_seq = *w.segments.keys().last().unwrap();
+    assert_eq!(
+        last_playlist.media_sequence,
+        Some(last_seq - 2),
+        "the final playlist lists the last 3 segments: {last_playlist:?}"
+    );
+    let counts = stream_packet_counts(&all, None);
     eprintln!("hls_30s_publish: all.ts has {counts:?}");
     // 750 frames were published; the segments hold every one of them.
     assert_eq!(
@@ -395,7 +426,6 @@ fn hls_30s_publish() {
     assert_src_streams(&probe_streams(all.to_str().unwrap()), "ffprobe of all.ts");
 
     // Every segment is immutable: fetched again, still the same bytes.
-    let last_seq = *w.segments.keys().last().unwrap();
     let again = srv.get(&format!("/live/x/{last_seq}.ts"));
     assert_eq!(again.status, 200);
     assert!(
@@ -421,7 +451,7 @@ fn hls_30s_publish() {
 /// segment and the segments decode.
 #[test]
 fn hls_b_frames() {
-    let srv = start_server("hls_b_frames", "");
+    let srv = start_server("hls_b_frames", 8000);
     let url = srv.url("bf");
     let mut args: Vec<&str> = FFMPEG_QUIET.to_vec();
     args.extend_from_slice(&[
@@ -462,7 +492,13 @@ fn hls_b_frames() {
         &url,
     ]);
     let publisher = Proc::spawn("publisher", "ffmpeg", &args, &srv.dir.path);
-    let (_w, all) = watch_publish(&srv, publisher, "bf", Tracks::AudioVideo, 10.0);
+    let (_w, all) = watch_publish(
+        &srv,
+        HlsWatch::new("bf"),
+        publisher,
+        Tracks::AudioVideo,
+        10.0,
+    );
 
     let rows = ffprobe(&[
         "-select_streams",
@@ -471,7 +507,10 @@ fn hls_b_frames() {
         "packet=pts,dts",
         all.to_str().unwrap(),
     ]);
+    // In decode order, a B-frame's PTS is below that of a frame decoded before it (the
+    // reference it is shown ahead of).
     let mut reordered = 0;
+    let mut max_pts = None;
     for r in &rows {
         let (Some(pts), Some(dts)) = (
             r.get("pts").and_then(|v| v.parse::<i64>().ok()),
@@ -480,17 +519,19 @@ fn hls_b_frames() {
             panic!("video packet without pts/dts: {r:?}");
         };
         assert!(pts >= dts, "PTS {pts} < DTS {dts} in the segments");
-        if pts != dts {
+        if max_pts.is_some_and(|m| pts < m) {
             reordered += 1;
         }
+        max_pts = max_pts.max(Some(pts));
     }
     eprintln!(
-        "hls_b_frames: {} video packets, {reordered} with PTS != DTS",
+        "hls_b_frames: {} video packets, {reordered} shown before one decoded ahead of them",
         rows.len()
     );
+    // -bf 2 without adaptive placement: two B-frames in every three frames.
     assert!(
         reordered > rows.len() / 2,
-        "B-frames were published but only {reordered} of {} packets have PTS != DTS",
+        "B-frames were published but only {reordered} of {} packets are reordered",
         rows.len()
     );
 }
@@ -498,18 +539,18 @@ fn hls_b_frames() {
 /// Audio only (`-vn`): segments are cut on time, about every 2 s.
 #[test]
 fn hls_audio_only() {
-    let srv = start_server("hls_audio_only", "");
+    let srv = start_server("hls_audio_only", 8000);
     let publisher = publish_with(&srv, "publisher", "a", &[], &["-vn", "-c", "copy"]);
-    watch_publish(&srv, publisher, "a", Tracks::AudioOnly, 10.0);
+    watch_publish(&srv, HlsWatch::new("a"), publisher, Tracks::AudioOnly, 10.0);
 }
 
 /// Video only (`-an`).
 #[test]
 fn hls_video_only() {
-    let srv = start_server("hls_video_only", "");
+    let srv = start_server("hls_video_only", 8000);
     let publisher = publish_with(&srv, "publisher", "v", &[], &["-an", "-c", "copy"]);
-    let (_w, all) = watch_publish(&srv, publisher, "v", Tracks::VideoOnly, 10.0);
-    assert_eq!(packet_counts(&all).video, SRC_FRAMES);
+    let (_w, all) = watch_publish(&srv, HlsWatch::new("v"), publisher, Tracks::VideoOnly, 10.0);
+    assert_eq!(stream_packet_counts(&all, None).video, SRC_FRAMES);
 }
 
 // ---------------------------------------------------------------------------------
@@ -520,7 +561,7 @@ fn hls_video_only() {
 /// reads WS-FLV; each recording has H.264 640x360 + AAC and over 50 video frames.
 #[test]
 fn live_flv_ws_flv_and_ts_play() {
-    let srv = start_server("live_flv_ws_flv_and_ts_play", "");
+    let srv = start_server("live_flv_ws_flv_and_ts_play", 8000);
     // 20 s of media: the players below need 4 s of it after a second of start-up.
     let mut publisher = publish_file(&srv, "publisher", "x", &["-stream_loop", "1"]);
     srv.wait_for_log(&["publish started", "live/x"], secs(10));
@@ -605,7 +646,7 @@ fn live_flv_ws_flv_and_ts_play() {
         ("HTTP-TS", &ts_out),
     ] {
         assert_src_streams(&probe_streams(path.to_str().unwrap()), what);
-        let counts = packet_counts(path);
+        let counts = stream_packet_counts(path, None);
         eprintln!("{what}: {counts:?}");
         assert!(
             counts.video > 50,
@@ -616,7 +657,7 @@ fn live_flv_ws_flv_and_ts_play() {
             first_video_is_keyframe(path),
             "{what}: the first video frame is not a keyframe"
         );
-        let errors = decode_errors(path);
+        let errors = decode_errors(path, None);
         assert!(
             errors.trim().is_empty(),
             "{what} does not decode cleanly:\n{errors}"
@@ -632,7 +673,7 @@ fn live_flv_ws_flv_and_ts_play() {
 /// Content-Type, Cache-Control and CORS headers.
 #[test]
 fn http_rules() {
-    let srv = start_server("http_rules", "[general]\nmax_stream_wait_ms = 1000\n");
+    let srv = start_server("http_rules", 1000);
 
     // Unknown streams: 404 (the live FLV path first waits max_stream_wait for it).
     let r = srv.get("/live/nosuch/hls.m3u8");

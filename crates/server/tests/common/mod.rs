@@ -1035,7 +1035,7 @@ pub fn ws_capture(addr: SocketAddr, path: &str, duration: Duration, out: &Path) 
         while let Some((fin, opcode, payload, used)) = ws_frame(&buf) {
             buf.drain(..used);
             match opcode {
-                0x0 | 0x1 | 0x2 => {
+                0x0..=0x2 => {
                     if opcode != 0x0 {
                         message_is_binary = opcode == 0x2;
                         message.clear();
@@ -1214,12 +1214,18 @@ pub fn wait_http_ok(server: &Server, path: &str, timeout: Duration) -> HttpRespo
     }
 }
 
-/// ffmpeg's own decoder errors for a file: `ffmpeg -v error -i <path> -f null -`,
-/// returning its stderr (empty when the file decodes cleanly).
-pub fn decode_errors(path: &Path) -> String {
+/// ffmpeg's own decoder errors for a file: `ffmpeg -v error [-f format] -i <path> -f
+/// null -`, returning its stderr (empty when the file decodes cleanly). `format`
+/// forces the demuxer, as for [`stream_packet_counts`].
+pub fn decode_errors(path: &Path, format: Option<&str>) -> String {
     require("ffmpeg");
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-v", "error"]);
+    if let Some(f) = format {
+        cmd.args(["-f", f]);
+    }
+    let out = cmd
+        .arg("-i")
         .arg(path)
         .args(["-f", "null", "-"])
         .stdin(Stdio::null())
@@ -1230,4 +1236,38 @@ pub fn decode_errors(path: &Path) -> String {
         err.push_str(&format!("\n(ffmpeg exited with {})", out.status));
     }
     err
+}
+
+/// Like [`packet_counts`], but each stream counted once: for MPEG-TS, ffprobe lists
+/// a stream again under its program, which [`packet_counts`] would add twice.
+/// `format` forces the demuxer (`Some("mpegts")`: ffmpeg's probe can mistake a very
+/// short TS file for MPEG-PS).
+pub fn stream_packet_counts(path: &Path, format: Option<&str>) -> Counts {
+    let mut args = Vec::new();
+    if let Some(f) = format {
+        args.extend_from_slice(&["-f", f]);
+    }
+    args.extend_from_slice(&[
+        "-count_packets",
+        "-show_entries",
+        "stream=index,codec_type,nb_read_packets",
+        path.to_str().unwrap(),
+    ]);
+    let mut seen = std::collections::HashSet::new();
+    let mut c = Counts::default();
+    for m in ffprobe(&args) {
+        if !seen.insert(m.get("index").cloned().unwrap_or_default()) {
+            continue;
+        }
+        let n: u64 = m
+            .get("nb_read_packets")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        match m.get("codec_type").map(String::as_str) {
+            Some("video") => c.video += n,
+            Some("audio") => c.audio += n,
+            _ => {}
+        }
+    }
+    c
 }
