@@ -18,6 +18,8 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
+# npm: build.rs fetches the player page's scripts, and the browser test needs it.
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 # Headless browser for crates/server/tests/browser.rs (Debian's build plays H.264/AAC).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
@@ -27,7 +29,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${need[@]}"
 fi
-for tool in ffmpeg ffprobe rtmpdump nginx; do
+for tool in ffmpeg ffprobe rtmpdump nginx npm; do
   command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool after install" >&2; exit 1; }
 done
 command -v chromium >/dev/null 2>&1 || { echo "missing chromium after install" >&2; exit 1; }
