@@ -83,6 +83,13 @@ pub fn attach(hub: &Arc<Hub>, store: &Arc<HlsStore>) {
     });
 }
 
+/// Counts the segment that the next cut, discontinuity or end completes.
+fn count_close(seg: &Segmenter) {
+    if seg.open_len() > 0 {
+        crate::metrics::hls_segment_produced();
+    }
+}
+
 fn now_unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -131,7 +138,9 @@ async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
                 // New headers after media: a publisher came back (or the encoder
                 // changed its settings): the player must reset its decoder.
                 if media_since_headers {
-                    segmenter.lock().unwrap().discontinuity();
+                    let mut seg = segmenter.lock().unwrap();
+                    count_close(&seg);
+                    seg.discontinuity();
                     media_since_headers = false;
                 }
             }
@@ -140,6 +149,7 @@ async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
                 let mut seg = segmenter.lock().unwrap();
                 if !p.sequence_header && seg.should_cut(dts, p.keyframe, is_video, mux.has_video())
                 {
+                    count_close(&seg);
                     seg.cut(dts);
                 }
                 if seg.open_len() == 0 {
@@ -169,7 +179,11 @@ async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
             }
         }
     }
-    segmenter.lock().unwrap().end();
+    {
+        let mut seg = segmenter.lock().unwrap();
+        count_close(&seg);
+        seg.end();
+    }
     tracing::debug!(stream = %key, "HLS muxer ended");
     tokio::time::sleep(store.settings.keep_after_end).await;
     let mut streams = store.streams.lock().unwrap();

@@ -7,6 +7,7 @@ pub mod config;
 pub mod hls;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod rtmp;
 
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         flush_interval: Duration::from_millis(config.hub.flush_interval_ms),
         segment_max_age_s: config.hls.segment_max_age_s,
         shutdown: stop_rx.clone(),
+        metrics: metrics::install(),
     };
     let api_state = api::ApiState::new(hub.clone(), config.clone());
     let app = http::router(

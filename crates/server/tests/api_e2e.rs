@@ -330,3 +330,74 @@ fn generated_secret_and_ip_range() {
     assert_eq!(code(&v), -100, "{v}");
     assert!(v["msg"].as_str().unwrap().contains("allow_ip_range"), "{v}");
 }
+
+/// Sums the values of a metric (all label sets matching `labels`) in Prometheus text.
+fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn metrics_count_what_happened() {
+    use std::io::Write;
+    let server = Server::start("metrics", &format!("[api]\nsecret = \"{SECRET}\"\n"));
+    let mut publisher = publish_file(&server, "pub", "m", &[]);
+    wait_online(&server, "m");
+    // One RTMP player for a while, and one bad peer.
+    let out = TestDir::new("metrics_out");
+    let mut player = record(&server, "player", "m", &out.join("p.flv"), &["-t", "4"]);
+    let mut bad = raw_connect(&server);
+    bad.write_all(&[0x47; 2000]).unwrap();
+    wait_closed(&mut bad, Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let text = server.get("/metrics").text();
+    assert_eq!(metric(&text, "ferrocast_streams", &[]), 1.0, "{text}");
+    assert_eq!(metric(&text, "ferrocast_publishers", &[]), 1.0, "{text}");
+    assert_eq!(
+        metric(&text, "ferrocast_players", &["protocol=\"rtmp\""]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "ferrocast_sessions_closed_total",
+            &["reason=\"bad_input\""]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "ferrocast_stream_bytes_in_total", &["live/m"]) > 100_000.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "ferrocast_stream_bytes_out_total", &["live/m"]) > 100_000.0,
+        "{text}"
+    );
+    player.wait(Duration::from_secs(20));
+    publisher.wait(Duration::from_secs(20));
+    let text = server.get("/metrics").text();
+    assert_eq!(
+        metric(&text, "ferrocast_players", &["protocol=\"rtmp\""]),
+        0.0,
+        "{text}"
+    );
+    // 10 s at a 2 s GOP: at least 4 complete segments.
+    assert!(
+        metric(&text, "ferrocast_hls_segments_total", &[]) >= 4.0,
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "ferrocast_sessions_closed_total",
+            &["reason=\"peer_closed\""]
+        ) >= 1.0,
+        "{text}"
+    );
+}

@@ -17,6 +17,7 @@ use futures_util::stream;
 use tokio::sync::watch;
 
 use crate::hub::{Packet, PacketKind, Subscription};
+use crate::metrics::{PlayerGauge, Protocol};
 
 /// Most packets taken from the ring per write.
 const MAX_BATCH: usize = 1024;
@@ -30,6 +31,7 @@ struct Feed {
     shutdown: watch::Receiver<bool>,
     first: bool,
     format: Format,
+    _gauge: PlayerGauge,
 }
 
 enum Format {
@@ -41,6 +43,7 @@ impl Feed {
     fn new(
         sub: Subscription,
         format: Format,
+        protocol: Protocol,
         flush_interval: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -57,6 +60,7 @@ impl Feed {
             shutdown,
             first: true,
             format,
+            _gauge: PlayerGauge::new(protocol),
         }
     }
 
@@ -64,6 +68,7 @@ impl Feed {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             if let Some(b) = self.pending.pop_front() {
+                self.sub.stream().add_bytes_out(b.len() as u64);
                 return Some(b);
             }
             if !self.first && !self.flush_interval.is_zero() {
@@ -110,7 +115,13 @@ pub fn flv_body(
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> Body {
-    body(Feed::new(sub, Format::Flv, flush_interval, shutdown))
+    body(Feed::new(
+        sub,
+        Format::Flv,
+        Protocol::HttpFlv,
+        flush_interval,
+        shutdown,
+    ))
 }
 
 /// A chunked HTTP body streaming MPEG-TS (muxed for this viewer).
@@ -122,6 +133,7 @@ pub fn ts_body(
     body(Feed::new(
         sub,
         Format::Ts(Box::new(TsMuxer::new())),
+        Protocol::HttpTs,
         flush_interval,
         shutdown,
     ))
@@ -144,7 +156,7 @@ pub async fn ws_flv(
     shutdown: watch::Receiver<bool>,
 ) {
     let key = sub.stream().key.clone();
-    let mut feed = Feed::new(sub, Format::Flv, flush_interval, shutdown);
+    let mut feed = Feed::new(sub, Format::Flv, Protocol::WsFlv, flush_interval, shutdown);
     loop {
         tokio::select! {
             piece = feed.next() => match piece {

@@ -43,6 +43,7 @@ pub struct HttpState {
     pub flush_interval: Duration,
     pub segment_max_age_s: u64,
     pub shutdown: watch::Receiver<bool>,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 pub fn router(state: HttpState, api: Router, allow_origin: &str) -> Router {
@@ -67,6 +68,7 @@ pub fn router(state: HttpState, api: Router, allow_origin: &str) -> Router {
     };
     let router = page::routes()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_text))
         .fallback(media)
         .with_state(state)
         .merge(api);
@@ -149,6 +151,17 @@ fn parse_path(path: &str) -> Result<Target, PathError> {
             }
         }
         _ => Err(PathError::NotFound),
+    }
+}
+
+async fn metrics_text(State(st): State<HttpState>) -> Response {
+    match &st.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            crate::metrics::render(h, &st.hub),
+        )
+            .into_response(),
+        None => plain(StatusCode::NOT_FOUND, "metrics recorder not installed\n"),
     }
 }
 

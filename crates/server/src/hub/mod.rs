@@ -158,6 +158,7 @@ pub struct Stream {
     readers: AtomicUsize,
     total_readers: AtomicU64,
     bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
     frames_dropped: AtomicU64,
     /// Wall-clock creation time (unix seconds), ZLMediaKit's createStamp.
     pub created_unix: u64,
@@ -280,6 +281,7 @@ impl Hub {
                         readers: AtomicUsize::new(0),
                         total_readers: AtomicU64::new(0),
                         bytes_in: AtomicU64::new(0),
+                        bytes_out: AtomicU64::new(0),
                         frames_dropped: AtomicU64::new(0),
                         created_unix: std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
@@ -428,6 +430,15 @@ impl Stream {
 
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written to this stream's viewers (all protocols).
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
+    }
+
+    pub fn add_bytes_out(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn frames_dropped(&self) -> u64 {

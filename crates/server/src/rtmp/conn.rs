@@ -22,6 +22,7 @@ use super::writer::write_all_vectored;
 use super::RtmpSettings;
 use crate::hub::packet::PLAYER_STREAM_ID;
 use crate::hub::{Hub, Origin, Packet, Publisher, StreamKey, Subscription, SubscriptionEnd};
+use crate::metrics::{self, PlayerGauge, Protocol};
 
 /// Read buffer of a publisher: it sends up to a few MB/s, and 64 KiB per read keeps
 /// syscalls few.
@@ -37,6 +38,7 @@ enum Role {
     Publisher(Publisher),
     Player {
         sub: Subscription,
+        _gauge: PlayerGauge,
         stream_id: u32,
         name: String,
     },
@@ -105,6 +107,7 @@ pub async fn run(
         _ => 0,
     };
     conn.role = Role::None; // ends a publish (continue_push starts) or a subscription
+    metrics::session_closed("rtmp", &reason);
     let stream = conn.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
     tracing::info!(
         %peer,
@@ -313,6 +316,7 @@ impl Conn {
                         tracing::info!(peer = %self.peer, stream = %key, "play started");
                         self.role = Role::Player {
                             sub,
+                            _gauge: PlayerGauge::new(Protocol::Rtmp),
                             stream_id,
                             name: stream_name,
                         };
@@ -397,6 +401,9 @@ impl Conn {
         {
             Ok(Ok(n)) => {
                 self.bytes_out += n;
+                if let Role::Player { sub, .. } = &self.role {
+                    sub.stream().add_bytes_out(n);
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(format!("write error: {e}")),

@@ -1,0 +1,131 @@
+//! Prometheus metrics, served as text at `/metrics`.
+//!
+//! Counters that change per packet live in the hub as atomics (bytes, drops) and are
+//! copied into the registry at scrape time, so the hot path pays no label lookups;
+//! events that are rare (sessions, segments) are counted where they happen.
+
+use std::sync::Arc;
+
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::hub::Hub;
+
+/// Installs the global recorder; `None` if one is already installed.
+pub fn install() -> Option<PrometheusHandle> {
+    PrometheusBuilder::new().install_recorder().ok()
+}
+
+/// Renders the registry after refreshing the per-stream values from the hub.
+pub fn render(handle: &PrometheusHandle, hub: &Arc<Hub>) -> String {
+    let streams = hub.streams();
+    gauge!("ferrocast_streams").set(streams.len() as f64);
+    gauge!("ferrocast_publishers").set(streams.iter().filter(|s| s.is_publishing()).count() as f64);
+    for s in &streams {
+        let key = s.key.to_string();
+        counter!("ferrocast_stream_bytes_in_total", "stream" => key.clone()).absolute(s.bytes_in());
+        counter!("ferrocast_stream_bytes_out_total", "stream" => key.clone())
+            .absolute(s.bytes_out());
+        counter!("ferrocast_stream_frames_dropped_total", "stream" => key.clone())
+            .absolute(s.frames_dropped());
+        gauge!("ferrocast_stream_players", "stream" => key).set(s.readers() as f64);
+    }
+    handle.render()
+}
+
+/// Protocols players use, for the `protocol` label.
+#[derive(Debug, Clone, Copy)]
+pub enum Protocol {
+    Rtmp,
+    HttpFlv,
+    WsFlv,
+    HttpTs,
+}
+
+impl Protocol {
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Rtmp => "rtmp",
+            Protocol::HttpFlv => "http-flv",
+            Protocol::WsFlv => "ws-flv",
+            Protocol::HttpTs => "http-ts",
+        }
+    }
+}
+
+/// Counts a player of `protocol` while it lives.
+pub struct PlayerGauge(Protocol);
+
+impl PlayerGauge {
+    pub fn new(protocol: Protocol) -> Self {
+        gauge!("ferrocast_players", "protocol" => protocol.label()).increment(1.0);
+        PlayerGauge(protocol)
+    }
+}
+
+impl Drop for PlayerGauge {
+    fn drop(&mut self) {
+        gauge!("ferrocast_players", "protocol" => self.0.label()).decrement(1.0);
+    }
+}
+
+/// A session ended; `reason` is the free-text reason of the log line, folded into a
+/// small set of labels.
+pub fn session_closed(protocol: &'static str, reason: &str) {
+    counter!("ferrocast_sessions_closed_total", "protocol" => protocol, "reason" => reason_class(reason)).increment(1);
+}
+
+pub fn hls_segment_produced() {
+    counter!("ferrocast_hls_segments_total").increment(1);
+}
+
+fn reason_class(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("peer closed") {
+        "peer_closed"
+    } else if r.contains("bad input") {
+        "bad_input"
+    } else if r.contains("timeout") || r.contains("idle") {
+        "timeout"
+    } else if r.contains("refused") {
+        "refused"
+    } else if r.contains("too slow") || r.contains("stopped reading") {
+        "too_slow"
+    } else if r.contains("stream ended") {
+        "stream_ended"
+    } else if r.contains("operator") {
+        "closed_by_api"
+    } else if r.contains("shutting down") {
+        "shutdown"
+    } else if r.contains("error") {
+        "io_error"
+    } else {
+        "other"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reasons_fold_into_few_labels() {
+        use super::reason_class as c;
+        assert_eq!(c("peer closed the connection"), "peer_closed");
+        assert_eq!(
+            c("bad input from peer: chunk stream: chunk size 0 out of range"),
+            "bad_input"
+        );
+        assert_eq!(
+            c("handshake timeout: no connect within 15000 ms"),
+            "timeout"
+        );
+        assert_eq!(
+            c("publish refused: stream x is already being published"),
+            "refused"
+        );
+        assert_eq!(c("player too slow: behind for more than 10s"), "too_slow");
+        assert_eq!(c("stream ended"), "stream_ended");
+        assert_eq!(c("stream closed by the operator (API)"), "closed_by_api");
+        assert_eq!(c("server shutting down"), "shutdown");
+        assert_eq!(c("write error: broken pipe"), "io_error");
+    }
+}
