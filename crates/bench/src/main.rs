@@ -8,7 +8,16 @@
 //! ```text
 //! ferrocast-bench play    rtmp://HOST[:PORT]/APP/STREAM -n N --duration S [--ramp R] [--digest] [--expect-kbps K]
 //! ferrocast-bench publish rtmp://HOST[:PORT]/APP/STREAM --file F.flv [-n N] [--duration S] [--loop]
+//!                         [--stamp-wallclock [--t0-file PATH]]
+//! ferrocast-bench latency http://HOST[:PORT]/APP/STREAM.live.flv --duration S [--t0 MS | --t0-file PATH]
+//! ferrocast-bench latency http://HOST[:PORT]/APP/STREAM/hls.m3u8 --duration S [--t0 MS | --t0-file PATH]
+//!                         [--poll-ms 20] [--pts-offset-90k N] [--hold-back 3 --hold-back 2]
+//! ferrocast-bench first-playlist http://HOST[:PORT]/APP/STREAM/hls.m3u8 [--interval-ms 20] [--timeout S] -- PUBLISHER...
 //! ```
+//!
+//! `latency` and `first-playlist` measure HTTP delivery (HTTP-FLV and HLS) with a
+//! minimal HTTP/1.1 client of their own; their methods are in `latency.rs` and
+//! `first_playlist.rs`. Publisher, server and bench must share one clock (one machine).
 //!
 //! Each prints one JSON object on stdout when it is done (progress and warnings go to
 //! stderr). The exit code is 0 when the run happened, even if every connection
@@ -45,15 +54,40 @@
 //! `loops` `{min, median, max}` (complete passes through the file per publisher),
 //! `max_send_lag_ms` (how late the latest tag left relative to its real-time due
 //! time: large values mean the bench or the server could not keep up),
-//! `disconnected_early`, `disconnect_reasons`.
+//! `disconnected_early`, `disconnect_reasons`, and with `--stamp-wallclock`
+//! `t0_unix_ms` (publisher 0's stamped T0).
+//!
+//! ## `latency` output
+//! HTTP-FLV: `url`, `mode` ("http-flv"), `t0_unix_ms`, `duration_s`, `bytes`,
+//! `video_frames`, `gop_cache_frames` (sent before the request, not measured),
+//! `frames_measured`, `latency_ms` `{min, p50, p95, max}`, `error`.
+//! HLS: `url`, `mode` ("hls"), `t0_unix_ms`, `duration_s`, `poll_ms`,
+//! `playlist_polls`, `segments_listed_at_start` (not measured),
+//! `segments_measured`, `target_duration_s`, `segment_duration_s` and
+//! `segment_bytes` `{min, median, max}`, `edge_ms`, `after_segment_end_ms`
+//! `{min, p50, p95, max}`, `player_ms` (`hold_back_N` -> `{min, p50, p95, max}` per
+//! modelled hold-back), `per_segment_edge_ms`
+//! (`[sequence, ms]`), `problems` (count per kind), `error`.
+//!
+//! ## `first-playlist` output
+//! `url`, `command`, `interval_ms`, `playlist_ms` (publisher spawned -> first
+//! playlist that lists a segment), `first_segment_ms` (-> that segment downloaded),
+//! `polls`, `polls_not_found`, `polls_failed`, `target_duration_s`,
+//! `first_segment_duration_s`, `first_segment_bytes`, `error`.
 
 mod conn;
+mod first_playlist;
+mod http;
+mod latency;
 mod play;
+mod playlist;
 mod publish;
 mod ramp;
 mod stats;
+mod tsread;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +121,11 @@ enum Command {
     Play(PlayArgs),
     /// Push an FLV file in real time from N RTMP publishers.
     Publish(PublishArgs),
+    /// Live latency of an HTTP-FLV stream or an HLS playlist, against the wall clock
+    /// a `publish --stamp-wallclock` stamped into the stream.
+    Latency(LatencyArgs),
+    /// Time from starting a publisher command to its first playable HLS playlist.
+    FirstPlaylist(FirstPlaylistArgs),
 }
 
 #[derive(Args)]
@@ -136,6 +175,53 @@ struct PublishArgs {
     /// Use the digest (Flash Player / FMS) handshake instead of the simple one.
     #[arg(long)]
     digest: bool,
+    /// Put the unix time (ms) at which timestamp 0 is sent into onMetaData as
+    /// `ferrocastT0`, for `ferrocast-bench latency`.
+    #[arg(long)]
+    stamp_wallclock: bool,
+    /// With --stamp-wallclock: also write publisher 0's T0 to this file.
+    #[arg(long, value_name = "PATH", requires = "stamp_wallclock")]
+    t0_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct LatencyArgs {
+    /// http://HOST[:PORT]/APP/STREAM.live.flv (HTTP-FLV) or a URL ending in .m3u8 (HLS).
+    url: String,
+    /// Run time in seconds.
+    #[arg(short = 'd', long, value_parser = positive_seconds)]
+    duration: f64,
+    /// T0 (unix ms) to use instead of the stream's onMetaData.
+    #[arg(long, value_name = "MS", conflicts_with = "t0_file")]
+    t0: Option<f64>,
+    /// Read T0 from this file (written by `publish --t0-file`; waited for).
+    #[arg(long, value_name = "PATH")]
+    t0_file: Option<PathBuf>,
+    /// HLS: playlist poll interval in milliseconds.
+    #[arg(long, default_value_t = 20.0, value_parser = positive_number)]
+    poll_ms: f64,
+    /// HLS: the muxer's constant added to PTS/DTS (90 kHz ticks); ferrocast's by default.
+    #[arg(long, value_name = "TICKS", default_value_t = ferrocast_proto::mpegts::TIMESTAMP_OFFSET_90K)]
+    pts_offset_90k: u64,
+    /// HLS: a modelled player starts this many target durations behind the live
+    /// edge (hls.js liveSyncDurationCount); repeat to model several.
+    #[arg(long, default_values_t = [3.0, 2.0], value_parser = positive_number)]
+    hold_back: Vec<f64>,
+}
+
+#[derive(Args)]
+struct FirstPlaylistArgs {
+    /// http://HOST[:PORT]/APP/STREAM/hls.m3u8
+    url: String,
+    /// Playlist poll interval in milliseconds.
+    #[arg(long, default_value_t = 20.0, value_parser = positive_number)]
+    interval_ms: f64,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 15.0, value_parser = positive_seconds)]
+    timeout: f64,
+    /// The publisher to start (e.g. ffmpeg -re -i F.flv -c copy -f flv rtmp://...).
+    #[arg(last = true, required = true, num_args = 1..)]
+    command: Vec<String>,
 }
 
 fn positive_number(s: &str) -> Result<f64, String> {
@@ -298,10 +384,56 @@ fn main() -> ExitCode {
                 looping: args.looping,
                 ramp: args.ramp,
                 digest: args.digest,
+                stamp_wallclock: args.stamp_wallclock,
+                t0_file: args.t0_file,
             };
             with_runtime(|stop| async move {
                 let report = publish::run(plan, media, stop).await;
                 print_json(&report);
+            })
+        }
+        Command::Latency(args) => {
+            let http = match http::HttpUrl::parse(&args.url) {
+                Ok(u) => u,
+                Err(message) => return usage_error(message),
+            };
+            let t0 = match (args.t0, args.t0_file) {
+                (Some(v), _) => latency::T0Source::Value(v),
+                (None, Some(path)) => latency::T0Source::File(path),
+                (None, None) => latency::T0Source::Metadata,
+            };
+            let hls = latency::is_hls(&http.path);
+            let plan = latency::LatencyPlan {
+                url: args.url,
+                http,
+                duration: Duration::from_secs_f64(args.duration),
+                t0,
+                pts_offset_90k: args.pts_offset_90k,
+                poll: Duration::from_secs_f64(args.poll_ms / 1000.0),
+                hold_back_segments: args.hold_back,
+            };
+            with_runtime(|stop| async move {
+                if hls {
+                    print_json(&latency::run_hls(&plan, stop).await);
+                } else {
+                    print_json(&latency::run_flv(&plan, stop).await);
+                }
+            })
+        }
+        Command::FirstPlaylist(args) => {
+            let http = match http::HttpUrl::parse(&args.url) {
+                Ok(u) => u,
+                Err(message) => return usage_error(message),
+            };
+            let plan = first_playlist::FirstPlaylistPlan {
+                url: args.url,
+                http,
+                interval: Duration::from_secs_f64(args.interval_ms / 1000.0),
+                timeout: Duration::from_secs_f64(args.timeout),
+                command: args.command,
+            };
+            with_runtime(|stop| async move {
+                print_json(&first_playlist::run(plan, stop).await);
             })
         }
     }
@@ -357,5 +489,73 @@ mod tests {
         ])
         .is_err());
         assert!(Cli::try_parse_from(["ferrocast-bench", "publish", "rtmp://h/a/s"]).is_err());
+    }
+
+    #[test]
+    fn delivery_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "ferrocast-bench",
+            "publish",
+            "rtmp://h/a/s",
+            "-f",
+            "x.flv",
+            "--stamp-wallclock",
+            "--t0-file",
+            "t0.txt",
+        ])
+        .unwrap();
+        let Command::Publish(p) = cli.command else {
+            panic!("not publish")
+        };
+        assert!(p.stamp_wallclock);
+        assert_eq!(p.t0_file, Some(PathBuf::from("t0.txt")));
+        // A T0 file without stamping would never be written.
+        assert!(Cli::try_parse_from([
+            "ferrocast-bench",
+            "publish",
+            "rtmp://h/a/s",
+            "-f",
+            "x.flv",
+            "--t0-file",
+            "t0.txt"
+        ])
+        .is_err());
+
+        let cli = Cli::try_parse_from([
+            "ferrocast-bench",
+            "latency",
+            "http://127.0.0.1:8080/live/x/hls.m3u8",
+            "--duration",
+            "20",
+        ])
+        .unwrap();
+        let Command::Latency(l) = cli.command else {
+            panic!("not latency")
+        };
+        assert_eq!((l.poll_ms, l.hold_back), (20.0, vec![3.0, 2.0]));
+        assert_eq!(l.pts_offset_90k, 126_000);
+
+        let cli = Cli::try_parse_from([
+            "ferrocast-bench",
+            "first-playlist",
+            "http://127.0.0.1:8080/live/x/hls.m3u8",
+            "--",
+            "ffmpeg",
+            "-re",
+            "-i",
+            "x.flv",
+        ])
+        .unwrap();
+        let Command::FirstPlaylist(f) = cli.command else {
+            panic!("not first-playlist")
+        };
+        assert_eq!(f.command, ["ffmpeg", "-re", "-i", "x.flv"]);
+        assert_eq!(f.interval_ms, 20.0);
+        assert!(Cli::try_parse_from([
+            "ferrocast-bench",
+            "first-playlist",
+            "http://127.0.0.1:8080/live/x/hls.m3u8"
+        ])
+        .is_err());
     }
 }

@@ -5,9 +5,18 @@
 //! (like `ffmpeg -re`): tag `t` is sent once `t` ms have passed since Publish.Start.
 //! With `--loop` the file starts over with timestamps continuing where the previous
 //! pass ended, so the stream stays monotonic for players and segmenters.
+//!
+//! With `--stamp-wallclock` the onMetaData sent first carries `ferrocastT0`: the unix
+//! time in ms (with a fraction) of the instant the pacing clock starts, when the
+//! tags of timestamp 0 are sent. Every later tag of timestamp `ts` is due at
+//! `T0 + ts`, across loops too (timestamps keep increasing over passes, so one T0
+//! serves the whole run); a receiver computes a frame's latency as its arrival time
+//! minus `T0 + ts` (`ferrocast-bench latency`). A tag sent late (see
+//! `max_send_lag_ms`) adds its lateness to the latency measured.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +28,7 @@ use serde::Serialize;
 use tokio::time::{sleep_until, Instant};
 
 use crate::conn::{epoch_ms, Conn, Failure, Input};
+use crate::latency::{unix_ms, T0_FIELD};
 use crate::play::start_deadline_failure;
 use crate::ramp::{spawn_ramped, stopped, Stop, START_TIMEOUT};
 use crate::stats::{round, Spread, Tally};
@@ -195,6 +205,42 @@ pub struct PublishPlan {
     pub looping: bool,
     pub ramp: f64,
     pub digest: bool,
+    /// Put `ferrocastT0` into onMetaData (see the module doc).
+    pub stamp_wallclock: bool,
+    /// Publisher 0 writes its T0 here (written whole, then renamed into place).
+    pub t0_file: Option<PathBuf>,
+}
+
+/// The metadata to send with `ferrocastT0 = t0` added to its first object or ECMA
+/// array (replacing one already there), or a minimal onMetaData if the file had none.
+pub fn stamped_metadata(values: Option<&[Amf0Value]>, t0: f64) -> Vec<Amf0Value> {
+    let mut values = values
+        .map(<[Amf0Value]>::to_vec)
+        .unwrap_or_else(|| vec![Amf0Value::String("onMetaData".into())]);
+    let field = (T0_FIELD.to_owned(), Amf0Value::Number(t0));
+    let pairs = values.iter_mut().find_map(|v| match v {
+        Amf0Value::EcmaArray(p) | Amf0Value::Object(p) => Some(p),
+        _ => None,
+    });
+    match pairs {
+        Some(pairs) => {
+            pairs.retain(|(k, _)| k != T0_FIELD);
+            pairs.push(field);
+        }
+        None => values.push(Amf0Value::EcmaArray(vec![field])),
+    }
+    values
+}
+
+/// Writes T0 to `path` via a temporary file and a rename, so a reader polling for
+/// the file never sees half a number.
+fn write_t0_file(path: &Path, t0: f64) {
+    let tmp = path.with_extension("tmp");
+    let written =
+        std::fs::write(&tmp, format!("{t0:.3}\n")).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        eprintln!("warning: cannot write T0 to `{}`: {e}", path.display());
+    }
 }
 
 struct PublisherResult {
@@ -208,6 +254,8 @@ struct PublisherResult {
     loops: u64,
     /// How late the latest tag was sent relative to its due time.
     max_lag: Duration,
+    /// The wall clock stamped into onMetaData (`--stamp-wallclock`).
+    t0_unix_ms: Option<f64>,
 }
 
 impl PublisherResult {
@@ -246,6 +294,7 @@ async fn publisher(
         tags_sent: 0,
         loops: 0,
         max_lag: Duration::ZERO,
+        t0_unix_ms: None,
     };
     let mut target = plan.target.clone();
     target.stream = stream_name(&target.stream, index, plan.publishers);
@@ -341,7 +390,19 @@ async fn publisher(
         }
     }
 
-    let finish = send_media(&mut conn, &media, plan.looping, end, &mut stop, &mut result).await;
+    let stamp = plan.stamp_wallclock.then(|| Stamp {
+        t0_file: plan.t0_file.as_deref().filter(|_| index == 0),
+    });
+    let finish = send_media(
+        &mut conn,
+        &media,
+        plan.looping,
+        stamp,
+        end,
+        &mut stop,
+        &mut result,
+    )
+    .await;
     result.stopped = Instant::now();
     result.bytes_out = conn.bytes_out;
     match finish {
@@ -352,19 +413,40 @@ async fn publisher(
     result
 }
 
+/// `--stamp-wallclock` for one publisher.
+struct Stamp<'a> {
+    t0_file: Option<&'a Path>,
+}
+
 /// Metadata, sequence headers, then the tags at their due times until the file
 /// ends (no `looping`), the run ends, a stop, or the connection breaks.
 async fn send_media(
     conn: &mut Conn,
     media: &FlvMedia,
     looping: bool,
+    stamp: Option<Stamp<'_>>,
     end: Option<Instant>,
     stop: &mut Stop,
     result: &mut PublisherResult,
 ) -> Finish {
+    // The pacing clock and the wall clock read together: tag `ts` is due at
+    // `base + ts`, i.e. at wall time `t0 + ts`.
     let base = Instant::now();
-    if let Some(values) = &media.metadata {
-        conn.session.send_metadata(values);
+    let t0 = unix_ms();
+    match stamp {
+        Some(stamp) => {
+            conn.session
+                .send_metadata(&stamped_metadata(media.metadata.as_deref(), t0));
+            result.t0_unix_ms = Some(t0);
+            if let Some(path) = stamp.t0_file {
+                write_t0_file(path, t0);
+            }
+        }
+        None => {
+            if let Some(values) = &media.metadata {
+                conn.session.send_metadata(values);
+            }
+        }
     }
     for h in &media.headers {
         send_tag(conn, h, 0, result);
@@ -473,6 +555,9 @@ pub struct PublishReport {
     pub max_send_lag_ms: f64,
     pub disconnected_early: u64,
     pub disconnect_reasons: BTreeMap<String, u64>,
+    /// Publisher 0's `ferrocastT0`, with `--stamp-wallclock`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t0_unix_ms: Option<f64>,
 }
 
 pub async fn run(plan: PublishPlan, media: FlvMedia, mut stop: Stop) -> PublishReport {
@@ -501,6 +586,7 @@ pub async fn run(plan: PublishPlan, media: FlvMedia, mut stop: Stop) -> PublishR
     let (mut bytes_sent, mut payload, mut tags_sent) = (0, 0, 0);
     let mut max_lag = Duration::ZERO;
     let mut last_stop = t0;
+    let mut first_t0 = None;
     for handle in handles {
         let r = match handle.await {
             Ok(r) => r,
@@ -509,6 +595,9 @@ pub async fn run(plan: PublishPlan, media: FlvMedia, mut stop: Stop) -> PublishR
                 continue;
             }
         };
+        if first_t0.is_none() {
+            first_t0 = r.t0_unix_ms;
+        }
         bytes_sent += r.bytes_out;
         payload += r.payload_bytes;
         tags_sent += r.tags_sent;
@@ -544,6 +633,7 @@ pub async fn run(plan: PublishPlan, media: FlvMedia, mut stop: Stop) -> PublishR
         max_send_lag_ms: round(max_lag.as_secs_f64() * 1000.0, 1),
         disconnected_early: lost.total(),
         disconnect_reasons: lost.counts,
+        t0_unix_ms: first_t0,
     }
 }
 
@@ -579,6 +669,35 @@ mod tests {
         // Video spans 0..66 plus a 33 ms frame; the lone audio tag 40 ms.
         assert_eq!(media.pass_ms, 66 + 33);
         assert!(media.warnings.is_empty());
+    }
+
+    #[test]
+    fn stamping_metadata() {
+        let file_meta = vec![
+            Amf0Value::String("onMetaData".into()),
+            Amf0Value::ecma_array([
+                ("duration", Amf0Value::Number(60.0)),
+                (T0_FIELD, Amf0Value::Number(1.0)),
+            ]),
+        ];
+        let v = stamped_metadata(Some(&file_meta), 1_764_000_000_000.5);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].get("duration"), Some(&Amf0Value::Number(60.0)));
+        assert_eq!(
+            v[1].get(T0_FIELD),
+            Some(&Amf0Value::Number(1_764_000_000_000.5))
+        );
+        assert_eq!(v[1].as_pairs().unwrap().len(), 2);
+        // The latency reader finds it in what the server forwards.
+        let mut body = Vec::new();
+        amf0::encode_all(&v, &mut body);
+        assert_eq!(
+            crate::latency::t0_from_script(&body),
+            Some(1_764_000_000_000.5)
+        );
+        let bare = stamped_metadata(None, 7.0);
+        assert_eq!(bare[0].as_str(), Some("onMetaData"));
+        assert_eq!(bare[1].get(T0_FIELD), Some(&Amf0Value::Number(7.0)));
     }
 
     fn tag(video: bool, timestamp: u32) -> MediaTag {

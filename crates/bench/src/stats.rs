@@ -85,6 +85,30 @@ impl Percentiles {
     }
 }
 
+/// `{"min", "p50", "p95", "max"}` (nearest rank); all `null` without samples. For
+/// latencies, where the best case matters as much as the tail.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Summary {
+    pub min: Option<f64>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Summary {
+    /// Summarises `samples` (reordered in place), rounded to `decimals`.
+    pub fn of(samples: &mut [f64], decimals: i32) -> Summary {
+        sort(samples);
+        let r = |v: Option<f64>| v.map(|v| round(v, decimals));
+        Summary {
+            min: r(samples.first().copied()),
+            p50: r(percentile_sorted(samples, 50.0)),
+            p95: r(percentile_sorted(samples, 95.0)),
+            max: r(samples.last().copied()),
+        }
+    }
+}
+
 /// Share of `total` connections whose sample is at least `fraction` x `reference`.
 /// Connections without a sample (they failed) and samples of 0 (nothing received)
 /// count as below, so a run where nothing flowed scores 0, not 1. 0 when `total` is 0.
@@ -196,6 +220,21 @@ mod tests {
         let p = Percentiles::of(&mut v, 0);
         assert_eq!(p.p50, Some(2.0));
         assert!(p.max.unwrap().is_nan());
+    }
+
+    #[test]
+    fn summary_has_min_and_percentiles() {
+        let mut v: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        assert_eq!(
+            Summary::of(&mut v, 0),
+            Summary {
+                min: Some(1.0),
+                p50: Some(10.0),
+                p95: Some(19.0),
+                max: Some(20.0)
+            }
+        );
+        assert_eq!(Summary::of(&mut [], 1).p50, None);
     }
 
     #[test]
