@@ -76,6 +76,7 @@ pub struct HlsConfig {
     pub retain: usize,
     pub keep_after_end_ms: u64,
     pub segment_max_age_s: u64,
+    pub write_to_disk: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -6,6 +6,7 @@
 //! shared by every HTTP request; a viewer costs one lookup and one write.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,9 @@ pub struct HlsSettings {
     pub window: usize,
     pub retain: usize,
     pub keep_after_end: Duration,
+    /// Also write playlists and segments under this directory, in the URL layout
+    /// (`{dir}/{app}/{stream}/hls.m3u8`, `{n}.ts`), as ZLMediaKit does under its www root.
+    pub disk_dir: Option<PathBuf>,
 }
 
 impl HlsSettings {
@@ -33,6 +37,7 @@ impl HlsSettings {
             window: c.hls.window,
             retain: c.hls.retain,
             keep_after_end: Duration::from_millis(c.hls.keep_after_end_ms),
+            disk_dir: c.hls.write_to_disk.then(|| c.data_dir.join("www")),
         }
     }
 }
@@ -127,6 +132,11 @@ async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
     let mut media_since_headers = false;
     let mut out = BytesMut::new();
     let mut errors_logged = 0u32;
+    let mut disk = store
+        .settings
+        .disk_dir
+        .as_ref()
+        .map(|d| DiskMirror::new(d.join(&key.app).join(&key.stream)));
     while sub.next_batch(&mut batch, 1024).await.is_ok() {
         for p in batch.drain(..) {
             let is_video = match p.kind {
@@ -140,7 +150,10 @@ async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
                 if media_since_headers {
                     let mut seg = segmenter.lock().unwrap();
                     count_close(&seg);
-                    seg.discontinuity();
+                    let expired = seg.discontinuity();
+                    if let Some(d) = &mut disk {
+                        d.stage(&seg, expired);
+                    }
                     media_since_headers = false;
                 }
             }
@@ -150,7 +163,10 @@ async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
                 if !p.sequence_header && seg.should_cut(dts, p.keyframe, is_video, mux.has_video())
                 {
                     count_close(&seg);
-                    seg.cut(dts);
+                    let expired = seg.cut(dts);
+                    if let Some(d) = &mut disk {
+                        d.stage(&seg, expired);
+                    }
                 }
                 if seg.open_len() == 0 {
                     mux.write_tables(&mut out);
@@ -171,6 +187,9 @@ async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
                     }
                 }
             }
+            if let Some(d) = &mut disk {
+                d.flush(&key).await;
+            }
             if !out.is_empty() && media_since_headers {
                 let chunk = out.split();
                 if let Err(e) = segmenter.lock().unwrap().push(dts, &chunk, now_unix_ms()) {
@@ -182,15 +201,114 @@ async fn run_stream(hub: Arc<Hub>, store: Arc<HlsStore>, stream: Arc<Stream>) {
     {
         let mut seg = segmenter.lock().unwrap();
         count_close(&seg);
-        seg.end();
+        let expired = seg.end();
+        if let Some(d) = &mut disk {
+            d.stage(&seg, expired);
+        }
+    }
+    if let Some(d) = &mut disk {
+        d.flush(&key).await;
     }
     tracing::debug!(stream = %key, "HLS muxer ended");
     tokio::time::sleep(store.settings.keep_after_end).await;
-    let mut streams = store.streams.lock().unwrap();
-    if streams
-        .get(&key)
-        .is_some_and(|s| Arc::ptr_eq(s, &segmenter))
-    {
-        streams.remove(&key);
+    let removed = {
+        let mut streams = store.streams.lock().unwrap();
+        let ours = streams
+            .get(&key)
+            .is_some_and(|s| Arc::ptr_eq(s, &segmenter));
+        if ours {
+            streams.remove(&key);
+        }
+        ours
+    };
+    if let (true, Some(d)) = (removed, disk) {
+        d.remove_all().await;
+    }
+}
+
+/// Mirrors a stream's live HLS to disk: new segments and the playlist are written
+/// after each cut (the playlist last, by rename, so a file server never lists a
+/// segment that is not on disk), expired segments are deleted.
+struct DiskMirror {
+    dir: PathBuf,
+    written_up_to: Option<u64>,
+    pending_writes: Vec<(String, Bytes)>,
+    pending_deletes: Vec<String>,
+    playlist: Option<Bytes>,
+    on_disk: Vec<String>,
+    failed: bool,
+}
+
+impl DiskMirror {
+    fn new(dir: PathBuf) -> Self {
+        DiskMirror {
+            dir,
+            written_up_to: None,
+            pending_writes: Vec::new(),
+            pending_deletes: Vec::new(),
+            playlist: None,
+            on_disk: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Under the segmenter lock: take what must go to disk (cheap `Bytes` clones).
+    fn stage(&mut self, seg: &Segmenter, expired: Vec<ferrocast_proto::hls::SegmentInfo>) {
+        for info in seg.segments() {
+            if self.written_up_to.is_some_and(|w| info.sequence <= w) {
+                continue;
+            }
+            if let Some(bytes) = seg.segment(info.sequence) {
+                self.pending_writes.push((info.name.clone(), bytes));
+                self.written_up_to = Some(info.sequence);
+            }
+        }
+        self.pending_deletes
+            .extend(expired.into_iter().map(|i| i.name));
+        self.playlist = seg.playlist();
+    }
+
+    /// Outside the lock: write what was staged. A failure (full disk) is logged once;
+    /// HTTP delivery goes on from memory.
+    async fn flush(&mut self, key: &StreamKey) {
+        if self.pending_writes.is_empty()
+            && self.pending_deletes.is_empty()
+            && self.playlist.is_none()
+        {
+            return;
+        }
+        if let Err(e) = self.flush_inner().await {
+            if !self.failed {
+                self.failed = true;
+                tracing::error!(stream = %key, dir = %self.dir.display(), error = %e,
+                    "HLS: writing to disk failed; HTTP delivery goes on from memory");
+            }
+        }
+    }
+
+    async fn flush_inner(&mut self) -> std::io::Result<()> {
+        tokio::fs::create_dir_all(&self.dir).await?;
+        for (name, bytes) in std::mem::take(&mut self.pending_writes) {
+            tokio::fs::write(self.dir.join(&name), &bytes).await?;
+            self.on_disk.push(name);
+        }
+        if let Some(pl) = self.playlist.take() {
+            let tmp = self.dir.join("hls.m3u8.tmp");
+            tokio::fs::write(&tmp, &pl).await?;
+            tokio::fs::rename(&tmp, self.dir.join("hls.m3u8")).await?;
+        }
+        for name in std::mem::take(&mut self.pending_deletes) {
+            let _ = tokio::fs::remove_file(self.dir.join(&name)).await;
+            self.on_disk.retain(|n| *n != name);
+        }
+        Ok(())
+    }
+
+    async fn remove_all(self) {
+        for name in &self.on_disk {
+            let _ = tokio::fs::remove_file(self.dir.join(name)).await;
+        }
+        let _ = tokio::fs::remove_file(self.dir.join("hls.m3u8")).await;
+        let _ = tokio::fs::remove_dir(&self.dir).await;
     }
 }
