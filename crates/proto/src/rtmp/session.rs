@@ -213,6 +213,8 @@ struct Link {
     peer_window: u32,
     /// `bytes_received` when we last acknowledged.
     acked_at: u64,
+    /// An input error ended the session; further input is refused.
+    failed: bool,
 }
 
 impl Link {
@@ -224,6 +226,7 @@ impl Link {
             bytes_received: 0,
             peer_window: 0,
             acked_at: 0,
+            failed: false,
         }
     }
 
@@ -286,6 +289,18 @@ impl Link {
         }
     }
 
+    /// Parses `raw` and handles the messages both sides treat alike. Returns the
+    /// message when it is not one of them; media and data that do not parse are
+    /// dropped (see "What is lenient").
+    fn receive(&mut self, raw: &RawMessage) -> Result<Option<Message>, SessionError> {
+        let msg = match Message::parse(raw) {
+            Ok(msg) => msg,
+            Err(_) if is_media_or_data(raw.type_id) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(self.handle_common(msg))
+    }
+
     /// Handles the messages both sides treat alike. Returns the message back when it
     /// is not one of them.
     fn handle_common(&mut self, msg: Message) -> Option<Message> {
@@ -308,6 +323,91 @@ impl Link {
             other => Some(other),
         }
     }
+}
+
+/// The server and client handshakes, as the shared input path drives them.
+trait Handshake {
+    fn handle_input(&mut self, data: &[u8]) -> Result<HandshakeProgress, HandshakeError>;
+    fn poll_output(&mut self) -> Option<Bytes>;
+}
+
+impl Handshake for ServerHandshake {
+    fn handle_input(&mut self, data: &[u8]) -> Result<HandshakeProgress, HandshakeError> {
+        ServerHandshake::handle_input(self, data)
+    }
+    fn poll_output(&mut self) -> Option<Bytes> {
+        ServerHandshake::poll_output(self)
+    }
+}
+
+impl Handshake for ClientHandshake {
+    fn handle_input(&mut self, data: &[u8]) -> Result<HandshakeProgress, HandshakeError> {
+        ClientHandshake::handle_input(self, data)
+    }
+    fn poll_output(&mut self) -> Option<Bytes> {
+        ClientHandshake::poll_output(self)
+    }
+}
+
+/// What a session plugs into the shared input path ([`handle_input`]): its
+/// handshake, its [`Link`] and what it does with the messages only it handles.
+trait Endpoint {
+    type Handshake: Handshake;
+    /// The handshake (`Some` until it is done) and the link, borrowed together.
+    fn parts(&mut self) -> (&mut Option<Self::Handshake>, &mut Link);
+    /// Runs once when the handshake completes, before any chunk is decoded.
+    fn on_handshake_done(&mut self) {}
+    /// A message [`Link::receive`] did not handle itself.
+    fn handle_message(&mut self, msg: Message) -> Result<(), SessionError>;
+}
+
+/// Feeds bytes read from the socket to `session`. The first error ends the session:
+/// it is returned, and every later call refuses its input.
+fn handle_input<E: Endpoint>(session: &mut E, data: &[u8]) -> Result<(), SessionError> {
+    if session.parts().1.failed {
+        return Err(SessionError::Protocol(
+            "input after the session failed".into(),
+        ));
+    }
+    let result = pump_input(session, data);
+    if result.is_err() {
+        session.parts().1.failed = true;
+    }
+    result
+}
+
+/// The handshake until it is done, then the chunk decoder (starting with the bytes
+/// that came after the handshake), then an acknowledgement if one is due.
+fn pump_input<E: Endpoint>(session: &mut E, data: &[u8]) -> Result<(), SessionError> {
+    let (handshake, link) = session.parts();
+    link.bytes_received += data.len() as u64;
+    if let Some(shake) = handshake {
+        let progress = shake.handle_input(data)?;
+        while let Some(bytes) = shake.poll_output() {
+            link.out.extend_from_slice(&bytes);
+        }
+        match progress {
+            HandshakeProgress::InProgress => return Ok(()),
+            HandshakeProgress::Done { remaining, .. } => {
+                *handshake = None;
+                session.on_handshake_done();
+                session.parts().1.decoder.push(&remaining);
+            }
+        }
+    } else {
+        link.decoder.push(data);
+    }
+    loop {
+        let link = session.parts().1;
+        let Some(raw) = link.decoder.poll_message()? else {
+            break;
+        };
+        if let Some(msg) = link.receive(&raw)? {
+            session.handle_message(msg)?;
+        }
+    }
+    session.parts().1.ack_if_due();
+    Ok(())
 }
 
 /// What a server-side message stream is doing.
@@ -350,7 +450,6 @@ pub struct ServerSession {
     app_params: Option<String>,
     streams: Vec<ServerStream>,
     withdrawn: Vec<Withdrawn>,
-    failed: bool,
 }
 
 impl ServerSession {
@@ -369,46 +468,12 @@ impl ServerSession {
             app_params: None,
             streams: Vec::new(),
             withdrawn: Vec::new(),
-            failed: false,
         }
     }
 
     /// Feeds bytes read from the socket. An error ends the session.
     pub fn handle_input(&mut self, data: &[u8]) -> Result<(), SessionError> {
-        if self.failed {
-            return Err(SessionError::Protocol(
-                "input after the session failed".into(),
-            ));
-        }
-        let result = self.handle_input_inner(data);
-        if result.is_err() {
-            self.failed = true;
-        }
-        result
-    }
-
-    fn handle_input_inner(&mut self, data: &[u8]) -> Result<(), SessionError> {
-        self.link.bytes_received += data.len() as u64;
-        if let Some(handshake) = &mut self.handshake {
-            let progress = handshake.handle_input(data)?;
-            while let Some(bytes) = handshake.poll_output() {
-                self.link.out.extend_from_slice(&bytes);
-            }
-            match progress {
-                HandshakeProgress::InProgress => return Ok(()),
-                HandshakeProgress::Done { remaining, .. } => {
-                    self.handshake = None;
-                    self.link.decoder.push(&remaining);
-                }
-            }
-        } else {
-            self.link.decoder.push(data);
-        }
-        while let Some(raw) = self.link.decoder.poll_message()? {
-            self.handle_message(raw)?;
-        }
-        self.link.ack_if_due();
-        Ok(())
+        handle_input(self, data)
     }
 
     /// The next event, in the order the peer's messages arrived.
@@ -593,16 +658,16 @@ impl ServerSession {
             &[info],
         );
     }
+}
 
-    fn handle_message(&mut self, raw: RawMessage) -> Result<(), SessionError> {
-        let msg = match Message::parse(&raw) {
-            Ok(msg) => msg,
-            Err(_) if is_media_or_data(raw.type_id) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let Some(msg) = self.link.handle_common(msg) else {
-            return Ok(());
-        };
+impl Endpoint for ServerSession {
+    type Handshake = ServerHandshake;
+
+    fn parts(&mut self) -> (&mut Option<Self::Handshake>, &mut Link) {
+        (&mut self.handshake, &mut self.link)
+    }
+
+    fn handle_message(&mut self, msg: Message) -> Result<(), SessionError> {
         // Media and data count only on the publishing stream; elsewhere they are
         // dropped (see "What is lenient").
         match msg {
@@ -649,7 +714,9 @@ impl ServerSession {
         }
         Ok(())
     }
+}
 
+impl ServerSession {
     fn handle_command(
         &mut self,
         stream_id: u32,
@@ -1019,7 +1086,6 @@ pub struct ClientSession {
     /// StreamEnded was reported and nothing restarted the stream since.
     ended: bool,
     closed: bool,
-    failed: bool,
 }
 
 impl ClientSession {
@@ -1048,47 +1114,12 @@ impl ClientSession {
             stream_id: None,
             ended: false,
             closed: false,
-            failed: false,
         }
     }
 
     /// Feeds bytes read from the socket. An error ends the session.
     pub fn handle_input(&mut self, data: &[u8]) -> Result<(), SessionError> {
-        if self.failed {
-            return Err(SessionError::Protocol(
-                "input after the session failed".into(),
-            ));
-        }
-        let result = self.handle_input_inner(data);
-        if result.is_err() {
-            self.failed = true;
-        }
-        result
-    }
-
-    fn handle_input_inner(&mut self, data: &[u8]) -> Result<(), SessionError> {
-        self.link.bytes_received += data.len() as u64;
-        if let Some(handshake) = &mut self.handshake {
-            let progress = handshake.handle_input(data)?;
-            while let Some(bytes) = handshake.poll_output() {
-                self.link.out.extend_from_slice(&bytes);
-            }
-            match progress {
-                HandshakeProgress::InProgress => return Ok(()),
-                HandshakeProgress::Done { remaining, .. } => {
-                    self.handshake = None;
-                    self.send_connect();
-                    self.link.decoder.push(&remaining);
-                }
-            }
-        } else {
-            self.link.decoder.push(data);
-        }
-        while let Some(raw) = self.link.decoder.poll_message()? {
-            self.handle_message(raw)?;
-        }
-        self.link.ack_if_due();
-        Ok(())
+        handle_input(self, data)
     }
 
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
@@ -1222,16 +1253,20 @@ impl ClientSession {
             &[],
         );
     }
+}
 
-    fn handle_message(&mut self, raw: RawMessage) -> Result<(), SessionError> {
-        let msg = match Message::parse(&raw) {
-            Ok(msg) => msg,
-            Err(_) if is_media_or_data(raw.type_id) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let Some(msg) = self.link.handle_common(msg) else {
-            return Ok(());
-        };
+impl Endpoint for ClientSession {
+    type Handshake = ClientHandshake;
+
+    fn parts(&mut self) -> (&mut Option<Self::Handshake>, &mut Link) {
+        (&mut self.handshake, &mut self.link)
+    }
+
+    fn on_handshake_done(&mut self) {
+        self.send_connect();
+    }
+
+    fn handle_message(&mut self, msg: Message) -> Result<(), SessionError> {
         match msg {
             Message::UserControl(UserControl::StreamBegin(_)) => self.ended = false,
             Message::UserControl(UserControl::StreamEof(_)) => self.stream_ended(),
@@ -1284,7 +1319,9 @@ impl ClientSession {
         }
         Ok(())
     }
+}
 
+impl ClientSession {
     fn take_pending(&mut self, transaction_id: f64) -> Option<&'static str> {
         let pos = self
             .pending
