@@ -1598,6 +1598,21 @@ mod tests {
         to_client: Vec<u8>,
     }
 
+    /// Feeds `bytes` to one side, whole or one byte at a time.
+    fn deliver(
+        bytes: &[u8],
+        byte_at_a_time: bool,
+        mut handle: impl FnMut(&[u8]) -> Result<(), SessionError>,
+    ) {
+        if byte_at_a_time {
+            for byte in bytes {
+                handle(std::slice::from_ref(byte)).unwrap();
+            }
+        } else {
+            handle(bytes).unwrap();
+        }
+    }
+
     impl Pair {
         fn new(mode: ClientMode, stream: &str) -> Pair {
             Pair::with_configs(
@@ -1633,15 +1648,8 @@ mod tests {
                 while let Some(bytes) = self.client.poll_output() {
                     moved = true;
                     self.to_server.extend_from_slice(&bytes);
-                    if self.byte_at_a_time {
-                        for byte in bytes.iter() {
-                            self.server
-                                .handle_input(std::slice::from_ref(byte))
-                                .unwrap();
-                        }
-                    } else {
-                        self.server.handle_input(&bytes).unwrap();
-                    }
+                    let server = &mut self.server;
+                    deliver(&bytes, self.byte_at_a_time, |b| server.handle_input(b));
                 }
                 while let Some(event) = self.server.poll_event() {
                     self.answer(&event);
@@ -1650,15 +1658,8 @@ mod tests {
                 while let Some(bytes) = self.server.poll_output() {
                     moved = true;
                     self.to_client.extend_from_slice(&bytes);
-                    if self.byte_at_a_time {
-                        for byte in bytes.iter() {
-                            self.client
-                                .handle_input(std::slice::from_ref(byte))
-                                .unwrap();
-                        }
-                    } else {
-                        self.client.handle_input(&bytes).unwrap();
-                    }
+                    let client = &mut self.client;
+                    deliver(&bytes, self.byte_at_a_time, |b| client.handle_input(b));
                 }
                 while let Some(event) = self.client.poll_event() {
                     self.client_events.push(event);

@@ -68,7 +68,6 @@ impl Feed {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             if let Some(b) = self.pending.pop_front() {
-                self.sub.stream().add_bytes_out(b.len() as u64);
                 return Some(b);
             }
             if !self.first && !self.flush_interval.is_zero() {
@@ -102,6 +101,9 @@ impl Feed {
                     }
                 }
             }
+            // One atomic add per batch, not per tag: bytes handed to the body.
+            let queued: usize = self.pending.iter().map(Bytes::len).sum();
+            self.sub.stream().add_bytes_out(queued as u64);
             if result.is_err() && self.pending.is_empty() {
                 return None;
             }

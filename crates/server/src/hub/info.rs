@@ -5,7 +5,7 @@
 use ferrocast_proto::codec::{
     aac::AudioSpecificConfig, h264::AvcDecoderConfig, h265::HevcDecoderConfig,
 };
-use ferrocast_proto::flv::{self, AudioCodec, VideoCodec};
+use ferrocast_proto::flv::{AudioCodec, AudioTagHeader, VideoCodec, VideoTagHeader};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrackInfo {
@@ -70,10 +70,15 @@ pub struct MediaInfo {
 }
 
 impl MediaInfo {
-    pub fn on_video(&mut self, ts: u32, payload: &[u8], keyframe: bool, header: bool) {
-        let Ok(tag) = flv::parse_video_tag(payload) else {
-            return;
-        };
+    /// One video message, its tag header already parsed by the publisher path.
+    pub fn on_video(
+        &mut self,
+        ts: u32,
+        payload: &[u8],
+        tag: &VideoTagHeader,
+        keyframe: bool,
+        header: bool,
+    ) {
         let track = self.video.get_or_insert_with(TrackInfo::default);
         let (codec, id) = match tag.codec {
             VideoCodec::H264 => ("H264", 0),
@@ -108,10 +113,8 @@ impl MediaInfo {
         }
     }
 
-    pub fn on_audio(&mut self, ts: u32, payload: &[u8], header: bool) {
-        let Ok(tag) = flv::parse_audio_tag(payload) else {
-            return;
-        };
+    /// One audio message, its tag header already parsed by the publisher path.
+    pub fn on_audio(&mut self, ts: u32, payload: &[u8], tag: &AudioTagHeader, header: bool) {
         let track = self.audio.get_or_insert_with(TrackInfo::default);
         let (codec, id) = match tag.codec {
             AudioCodec::Aac => ("mpeg4-generic", 2),

@@ -484,6 +484,13 @@ impl Stream {
     }
 }
 
+/// The tag header a push parsed (once), handed to the track statistics.
+enum Parsed {
+    Video(Option<flv::VideoTagHeader>),
+    Audio(Option<flv::AudioTagHeader>),
+    None,
+}
+
 /// The publishing side of a stream. Dropping it starts the continue_push window.
 pub struct Publisher {
     hub: Arc<Hub>,
@@ -511,18 +518,16 @@ impl Publisher {
             false,
             false,
             payload,
+            Parsed::None,
         );
     }
 
     /// Pushes an FLV video tag body. Malformed headers are forwarded as non-key frames.
     pub fn push_video(&self, timestamp: u32, payload: Bytes) {
-        let (key, hdr) = match flv::parse_video_tag(&payload) {
-            Ok(h) => (
-                h.keyframe && h.kind == flv::VideoPacketKind::Frame,
-                h.kind == flv::VideoPacketKind::SequenceHeader,
-            ),
-            Err(_) => (false, false),
-        };
+        // Parsed once here; the keyframe flag and the track info both come from it.
+        let tag = flv::parse_video_tag(&payload).ok();
+        let key = tag.is_some_and(|h| h.keyframe && h.kind == flv::VideoPacketKind::Frame);
+        let hdr = tag.is_some_and(|h| h.kind == flv::VideoPacketKind::SequenceHeader);
         self.push(
             PacketKind::Video,
             Track::Video,
@@ -530,13 +535,13 @@ impl Publisher {
             key,
             hdr,
             payload,
+            Parsed::Video(tag),
         );
     }
 
     pub fn push_audio(&self, timestamp: u32, payload: Bytes) {
-        let hdr = flv::parse_audio_tag(&payload)
-            .map(|h| h.sequence_header)
-            .unwrap_or(false);
+        let tag = flv::parse_audio_tag(&payload).ok();
+        let hdr = tag.is_some_and(|h| h.sequence_header);
         self.push(
             PacketKind::Audio,
             Track::Audio,
@@ -544,6 +549,7 @@ impl Publisher {
             false,
             hdr,
             payload,
+            Parsed::Audio(tag),
         );
     }
 
@@ -555,6 +561,7 @@ impl Publisher {
         keyframe: bool,
         header: bool,
         payload: Bytes,
+        parsed: Parsed,
     ) {
         self.stream
             .bytes_in
@@ -574,9 +581,9 @@ impl Publisher {
                 output
             }
         };
-        match kind {
-            PacketKind::Video => st.info.on_video(ts, &payload, keyframe, header),
-            PacketKind::Audio => st.info.on_audio(ts, &payload, header),
+        match &parsed {
+            Parsed::Video(Some(tag)) => st.info.on_video(ts, &payload, tag, keyframe, header),
+            Parsed::Audio(Some(tag)) => st.info.on_audio(ts, &payload, tag, header),
             _ => {}
         }
         let packet = Arc::new(Packet::new(kind, ts, keyframe, header, payload));
