@@ -513,7 +513,6 @@ impl Publisher {
     pub fn push_metadata(&self, timestamp: u32, payload: Bytes) {
         self.push(
             PacketKind::Metadata,
-            Track::Data,
             timestamp,
             false,
             false,
@@ -530,7 +529,6 @@ impl Publisher {
         let hdr = tag.is_some_and(|h| h.kind == flv::VideoPacketKind::SequenceHeader);
         self.push(
             PacketKind::Video,
-            Track::Video,
             timestamp,
             key,
             hdr,
@@ -544,7 +542,6 @@ impl Publisher {
         let hdr = tag.is_some_and(|h| h.sequence_header);
         self.push(
             PacketKind::Audio,
-            Track::Audio,
             timestamp,
             false,
             hdr,
@@ -556,13 +553,17 @@ impl Publisher {
     fn push(
         &self,
         kind: PacketKind,
-        track: Track,
         timestamp: u32,
         keyframe: bool,
         header: bool,
         payload: Bytes,
         parsed: Parsed,
     ) {
+        let track = match kind {
+            PacketKind::Video => Track::Video,
+            PacketKind::Audio => Track::Audio,
+            PacketKind::Metadata | PacketKind::Eof => Track::Data,
+        };
         self.stream
             .bytes_in
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
