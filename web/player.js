@@ -79,6 +79,7 @@
     nativeHls: false, // true when the browser's own HLS is used (Safari on iOS)
     stats: { width: 0, height: 0, bitrateKbps: null, bitrateSource: null, latencySec: null },
     play,
+    playRecording,
     stop,
   };
   window.ferrocastPlayer = player;
@@ -185,6 +186,37 @@
     try {
       if (proto === 'hls') startHls(token);
       else startFlv(token);
+    } catch (e) {
+      reportError(token, { fatal: true, source: 'page', type: 'exception', details: String(e) });
+    }
+  }
+
+  // Plays a recording served under /record/: an MP4 file in the video element itself
+  // (the server answers Range requests, so seeking works), an HLS recording with hls.js.
+  function playRecording(path) {
+    const rel = String(path).replace(/^\/+/, '');
+    if (!/^record\/[^?#]+\.(mp4|m3u8)$/.test(rel) || rel.split('/').includes('..')) {
+      throw new Error('not a recording path: ' + path);
+    }
+    teardown();
+    const token = session;
+    active = true;
+    Object.assign(player, { proto: 'record', app: null, stream: null, errors: [], fatal: false });
+    player.url = absoluteUrl(rel);
+    clearError();
+    setState('loading');
+    els.placeholder.hidden = true;
+    els.statStream.textContent = rel;
+    els.statProto.textContent = rel.endsWith('.mp4') ? 'MP4 recording' : 'HLS recording';
+    els.statUrl.textContent = player.url;
+    els.statWarnings.textContent = '0';
+    try {
+      if (rel.endsWith('.m3u8')) {
+        startHls(token);
+      } else {
+        video.src = player.url;
+        startVideo(token);
+      }
     } catch (e) {
       reportError(token, { fatal: true, source: 'page', type: 'exception', details: String(e) });
     }
@@ -728,7 +760,14 @@
     if (proto && PROTOCOL_NAMES[proto]) els.proto.value = proto;
     const app = params.get('app');
     const stream = params.get('stream');
-    if (app && stream) {
+    const recording = params.get('record');
+    if (recording) {
+      try {
+        playRecording(recording);
+      } catch (e) {
+        showError(String(e.message || e));
+      }
+    } else if (app && stream) {
       els.streamInput.value = app + '/' + stream;
       if (params.get('autoplay') === '1') play(app, stream, els.proto.value);
     }

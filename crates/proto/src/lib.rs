@@ -29,5 +29,6 @@ pub mod amf0;
 pub mod codec;
 pub mod flv;
 pub mod hls;
+pub mod mp4;
 pub mod mpegts;
 pub mod rtmp;

@@ -38,6 +38,18 @@ pub struct Config {
     pub hub: HubConfig,
     pub hls: HlsConfig,
     pub api: ApiConfig,
+    pub record: RecordConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecordConfig {
+    pub max_second: u64,
+    pub fragment_ms: u32,
+    pub hls_segment_ms: u32,
+    pub auto_mp4_apps: Vec<String>,
+    pub auto_hls_apps: Vec<String>,
+    pub serve_http: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -251,12 +263,25 @@ impl Config {
             0,
             86_400,
         )?;
+        range("record.max_second", self.record.max_second, 10, 86_400)?;
+        range("record.fragment_ms", self.record.fragment_ms, 100, 10_000)?;
+        range(
+            "record.hls_segment_ms",
+            self.record.hls_segment_ms,
+            500,
+            60_000,
+        )?;
         Ok(())
     }
 
     /// The effective configuration as TOML (`--print-config`).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Where recordings go.
+    pub fn record_dir(&self) -> PathBuf {
+        self.data_dir.join("record")
     }
 
     pub fn worker_threads(&self) -> usize {

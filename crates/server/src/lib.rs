@@ -8,8 +8,10 @@ pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod record;
 pub mod rtmp;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +24,15 @@ use config::Config;
 /// must be gone within 5 s of SIGTERM).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
-/// Binds the listeners and serves until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> Result<(), String> {
+/// How long shutdown waits for recordings to be finished (their index written).
+const RECORD_FINISH_GRACE: Duration = Duration::from_secs(3);
+
+/// Binds the listeners and serves until SIGINT or SIGTERM. `config_path` is the
+/// operator's file, where setServerConfig writes changes back.
+pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
+    // A write past RLIMIT_FSIZE must fail with EFBIG (a recording then stops with a
+    // logged error), not kill the server with SIGXFSZ.
+    let _sigxfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25));
     let rtmp_listener = TcpListener::bind(&config.rtmp.listen)
         .await
         .map_err(|e| format!("cannot listen for RTMP on {}: {e}", config.rtmp.listen))?;
@@ -45,6 +54,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let hls_store = hls::HlsStore::new(hls::HlsSettings::from_config(&config));
     hls::attach(&hub, &hls_store);
+    let recorder = record::Recorder::new(hub.clone(), record::RecordSettings::from_config(&config));
+    recorder.attach();
     let mut rtmp_task = tokio::spawn(rtmp::serve(
         rtmp_listener,
         hub.clone(),
@@ -59,13 +70,18 @@ pub async fn serve(config: Config) -> Result<(), String> {
         segment_max_age_s: config.hls.segment_max_age_s,
         shutdown: stop_rx.clone(),
         metrics: metrics::install(),
+        local: http_addr,
     };
-    let api_state = api::ApiState::new(hub.clone(), config.clone());
-    let app = http::router(
-        http_state,
-        api::routes(api_state),
-        &config.http.allow_origin,
-    );
+    let api_state = api::ApiState::new(hub.clone(), recorder.clone(), config.clone(), config_path);
+    let mut extra = api::routes(api_state);
+    if config.record.serve_http {
+        // Recordings with Range (seeking), conditional requests and no path escapes.
+        extra = extra.nest_service(
+            "/record",
+            tower_http::services::ServeDir::new(config.record_dir()),
+        );
+    }
+    let app = http::router(http_state, extra, &config.http.allow_origin);
     let mut http_stop = stop_rx;
     let http_task = tokio::spawn(async move {
         let r = axum::serve(
@@ -87,9 +103,20 @@ pub async fn serve(config: Config) -> Result<(), String> {
         r = &mut rtmp_task => return r.map_err(|e| format!("RTMP listener failed: {e}")),
     }
     let _ = stop_tx.send(true);
+    let recordings = async {
+        if tokio::time::timeout(RECORD_FINISH_GRACE, recorder.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::error!("recordings were not finished within {RECORD_FINISH_GRACE:?}");
+        }
+    };
     let both = async {
-        let _ = rtmp_task.await;
-        let _ = http_task.await;
+        let sessions = async {
+            let _ = rtmp_task.await;
+            let _ = http_task.await;
+        };
+        tokio::join!(sessions, recordings);
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, both).await.is_err() {
         tracing::warn!("sessions did not end within {SHUTDOWN_GRACE:?}; exiting anyway");

@@ -75,6 +75,19 @@ pub fn session_closed(protocol: &'static str, reason: &str) {
     counter!("ferrocast_sessions_closed_total", "protocol" => protocol, "reason" => reason_class(reason)).increment(1);
 }
 
+/// A recording of `kind` ("mp4", "hls") began.
+pub fn recording_started(kind: &'static str) {
+    gauge!("ferrocast_recordings_in_progress", "type" => kind).increment(1.0);
+}
+
+/// A recording ended; `failed` when a write error stopped it.
+pub fn recording_ended(kind: &'static str, failed: bool) {
+    gauge!("ferrocast_recordings_in_progress", "type" => kind).decrement(1.0);
+    if failed {
+        counter!("ferrocast_recordings_failed_total", "type" => kind).increment(1);
+    }
+}
+
 pub fn hls_segment_produced() {
     counter!("ferrocast_hls_segments_total").increment(1);
 }
@@ -93,6 +106,8 @@ fn reason_class(reason: &str) -> &'static str {
         "too_slow"
     } else if r.contains("stream ended") {
         "stream_ended"
+    } else if r.contains("kicked") {
+        "kicked"
     } else if r.contains("operator") {
         "closed_by_api"
     } else if r.contains("shutting down") {
@@ -126,6 +141,7 @@ mod tests {
         assert_eq!(c("stream ended"), "stream_ended");
         assert_eq!(c("stream closed by the operator (API)"), "closed_by_api");
         assert_eq!(c("server shutting down"), "shutdown");
+        assert_eq!(c("kicked by the API"), "kicked");
         assert_eq!(c("write error: broken pipe"), "io_error");
     }
 }

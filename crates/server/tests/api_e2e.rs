@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -12,83 +10,21 @@ use serde_json::Value;
 
 const SECRET: &str = "t0p-secret";
 
-/// One API call: GET with a query, or POST with a form or JSON body.
-fn call(
-    server: &Server,
-    method: &str,
-    name: &str,
-    query: &str,
-    body: Option<(&str, &str)>,
-) -> Value {
-    let path = if query.is_empty() {
-        format!("/index/api/{name}")
-    } else {
-        format!("/index/api/{name}?{query}")
-    };
-    let mut s = TcpStream::connect_timeout(&server.http, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-    if let Some((ct, b)) = body {
-        req.push_str(&format!(
-            "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        ));
-    } else {
-        req.push_str("\r\n");
-    }
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("bad response {text:?}"));
-    assert!(
-        head.starts_with("HTTP/1.1 200"),
-        "API answers 200 always: {head}"
-    );
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{head}"
-    );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: body is not JSON ({e}): {body}"))
-}
-
-fn get(server: &Server, name: &str, query: &str) -> Value {
-    call(server, "GET", name, query, None)
-}
-
-fn code(v: &Value) -> i64 {
-    v["code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no code in {v}"))
-}
-
 fn wait_online(server: &Server, stream: &str) {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(15) {
-        let v = get(
-            server,
-            "isMediaOnline",
-            &format!("secret={SECRET}&schema=rtmp&app=live&stream={stream}"),
-        );
-        if v["online"] == Value::Bool(true) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("stream {stream} never came online");
+    wait_online_with(server, SECRET, stream);
 }
 
 #[test]
 fn auth_params_and_media_list() {
     let server = Server::start("api_auth", &format!("[api]\nsecret = \"{SECRET}\"\n"));
     // Auth failures: -100 and nothing happens.
-    let v = get(&server, "getMediaList", "");
-    assert_eq!(code(&v), -100, "{v}");
+    let v = api(&server, "getMediaList", "");
+    assert_eq!(api_code(&v), -100, "{v}");
     assert!(v["msg"].as_str().unwrap().contains("login"), "{v}");
-    assert_eq!(code(&get(&server, "getMediaList", "secret=wrong")), -100);
+    assert_eq!(
+        api_code(&api(&server, "getMediaList", "secret=wrong")),
+        -100
+    );
 
     let mut publisher = publish_file(&server, "pub", "cam1", &[]);
     wait_online(&server, "cam1");
@@ -96,12 +32,12 @@ fn auth_params_and_media_list() {
     std::thread::sleep(Duration::from_millis(4500));
 
     // GET, POST form and POST JSON all work and agree.
-    let by_get = get(
+    let by_get = api(
         &server,
         "getMediaList",
         &format!("secret={SECRET}&schema=rtmp"),
     );
-    let by_form = call(
+    let by_form = api_call(
         &server,
         "POST",
         "getMediaList",
@@ -111,7 +47,7 @@ fn auth_params_and_media_list() {
             &format!("secret={SECRET}&schema=rtmp&app=live"),
         )),
     );
-    let by_json = call(
+    let by_json = api_call(
         &server,
         "POST",
         "getMediaList",
@@ -122,7 +58,7 @@ fn auth_params_and_media_list() {
         )),
     );
     for v in [&by_get, &by_form, &by_json] {
-        assert_eq!(code(v), 0, "{v}");
+        assert_eq!(api_code(v), 0, "{v}");
         let data = v["data"].as_array().unwrap();
         assert_eq!(data.len(), 1, "one rtmp entry: {v}");
         let m = &data[0];
@@ -164,7 +100,7 @@ fn auth_params_and_media_list() {
         assert!(m["totalBytes"].as_u64().unwrap() > 100_000);
     }
     // Every schema is listed without a filter.
-    let all = get(&server, "getMediaList", &format!("secret={SECRET}"));
+    let all = api(&server, "getMediaList", &format!("secret={SECRET}"));
     let schemas: Vec<_> = all["data"]
         .as_array()
         .unwrap()
@@ -174,28 +110,28 @@ fn auth_params_and_media_list() {
     assert_eq!(schemas, ["rtmp", "hls", "ts"]);
 
     // Invalid arguments name the parameter.
-    let v = get(
+    let v = api(
         &server,
         "isMediaOnline",
         &format!("secret={SECRET}&schema=rtmp&app=live"),
     );
-    assert_eq!(code(&v), -300);
+    assert_eq!(api_code(&v), -300);
     assert!(v["msg"].as_str().unwrap().contains("stream"), "{v}");
-    let v = get(
+    let v = api(
         &server,
         "close_stream",
         &format!("secret={SECRET}&schema=rtmp&app=live&stream=nope"),
     );
-    assert_eq!(code(&v), -500, "{v}");
-    let v = get(
+    assert_eq!(api_code(&v), -500, "{v}");
+    let v = api(
         &server,
         "isMediaOnline",
         &format!("secret={SECRET}&schema=rtmp&app=live&stream=nope"),
     );
-    assert_eq!((code(&v), v["online"].as_bool()), (0, Some(false)));
+    assert_eq!((api_code(&v), v["online"].as_bool()), (0, Some(false)));
 
     // The other read-only endpoints.
-    let v = get(&server, "getApiList", &format!("secret={SECRET}"));
+    let v = api(&server, "getApiList", &format!("secret={SECRET}"));
     let list: Vec<_> = v["data"]
         .as_array()
         .unwrap()
@@ -210,17 +146,17 @@ fn auth_params_and_media_list() {
         assert!(list.iter().any(|l| l == name), "{name} in {list:?}");
     }
     assert_eq!(
-        code(&get(&server, "version", &format!("secret={SECRET}"))),
+        api_code(&api(&server, "version", &format!("secret={SECRET}"))),
         0
     );
-    let v = get(&server, "getServerConfig", &format!("secret={SECRET}"));
+    let v = api(&server, "getServerConfig", &format!("secret={SECRET}"));
     let cfg = &v["data"][0];
     assert_eq!(
         cfg["rtmp.listen"].as_str(),
         Some(server.rtmp.to_string().as_str())
     );
     assert_eq!(cfg["api.secret"], "", "the secret is never handed out");
-    let v = get(&server, "getStatistic", &format!("secret={SECRET}"));
+    let v = api(&server, "getStatistic", &format!("secret={SECRET}"));
     assert_eq!(
         (
             v["data"]["MediaSource"].as_u64(),
@@ -229,13 +165,13 @@ fn auth_params_and_media_list() {
         (Some(1), Some(1))
     );
     assert_eq!(
-        code(&get(&server, "noSuchApi", &format!("secret={SECRET}"))),
+        api_code(&api(&server, "noSuchApi", &format!("secret={SECRET}"))),
         -500
     );
 
     // A wrong secret changes nothing.
-    let v = get(&server, "close_streams", "secret=wrong&force=1");
-    assert_eq!(code(&v), -100);
+    let v = api(&server, "close_streams", "secret=wrong&force=1");
+    assert_eq!(api_code(&v), -100);
     assert!(publisher.is_running());
 
     // close_streams: with a viewer and no force, the stream is hit but not closed.
@@ -243,7 +179,7 @@ fn auth_params_and_media_list() {
     let mut viewer = record(&server, "viewer", "cam1", &out.join("v.flv"), &[]);
     let t = Instant::now();
     loop {
-        let v = get(
+        let v = api(
             &server,
             "getMediaList",
             &format!("secret={SECRET}&schema=rtmp"),
@@ -258,7 +194,7 @@ fn auth_params_and_media_list() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let v = get(
+    let v = api(
         &server,
         "close_streams",
         &format!("secret={SECRET}&app=live"),
@@ -269,7 +205,7 @@ fn auth_params_and_media_list() {
         "{v}"
     );
     // With force: the publisher is disconnected and the stream is gone.
-    let v = call(
+    let v = api_call(
         &server,
         "POST",
         "close_streams",
@@ -289,7 +225,7 @@ fn auth_params_and_media_list() {
     let status = publisher.wait(Duration::from_secs(10));
     assert!(!status.success(), "ffmpeg publisher is cut off");
     viewer.wait(Duration::from_secs(10));
-    let v = get(&server, "getMediaList", &format!("secret={SECRET}"));
+    let v = api(&server, "getMediaList", &format!("secret={SECRET}"));
     assert_eq!(v["data"].as_array().unwrap().len(), 0, "{v}");
     server.wait_for_log(&["stream closed by the operator"], Duration::from_secs(5));
 }
@@ -316,31 +252,22 @@ fn generated_secret_and_ip_range() {
     assert_eq!(secret.len(), 32, "{line}");
     assert_eq!(log.matches("api.secret is not configured").count(), 1);
     assert_eq!(
-        code(&get(&server, "getMediaList", &format!("secret={secret}"))),
+        api_code(&api(&server, "getMediaList", &format!("secret={secret}"))),
         0
     );
-    assert_eq!(code(&get(&server, "getMediaList", "secret=")), -100);
+    assert_eq!(api_code(&api(&server, "getMediaList", "secret=")), -100);
 
     // A caller outside allow_ip_range is refused even with the right secret.
     let server = Server::start(
         "api_ip",
         &format!("[api]\nsecret = \"{SECRET}\"\nallow_ip_range = \"10.0.0.0-10.255.255.255\"\n"),
     );
-    let v = get(&server, "getMediaList", &format!("secret={SECRET}"));
-    assert_eq!(code(&v), -100, "{v}");
+    let v = api(&server, "getMediaList", &format!("secret={SECRET}"));
+    assert_eq!(api_code(&v), -100, "{v}");
     assert!(v["msg"].as_str().unwrap().contains("allow_ip_range"), "{v}");
 }
 
 /// Sums the values of a metric (all label sets matching `labels`) in Prometheus text.
-fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn metrics_count_what_happened() {
     use std::io::Write;
@@ -400,4 +327,276 @@ fn metrics_count_what_happened() {
         ) >= 1.0,
         "{text}"
     );
+}
+
+#[test]
+fn sessions_kick_config_snap_load_and_openapi() {
+    let mut server = Server::start(
+        "api_more",
+        &format!("threads = 2\n[api]\nsecret = \"{SECRET}\"\n[record]\nmax_second = 3600\n"),
+    );
+    let _publisher = publish_file(&server, "pub", "s1", &["-stream_loop", "-1"]);
+    wait_online(&server, "s1");
+    let out = server.path("p.flv");
+    let mut player = record(&server, "player", "s1", &out, &[]);
+
+    // Sessions: the player is listed for its stream, both sessions overall.
+    let t = Instant::now();
+    let players = loop {
+        let v = api(
+            &server,
+            "getMediaPlayerList",
+            &format!("secret={SECRET}&schema=rtmp&app=live&stream=s1"),
+        );
+        assert_eq!(api_code(&v), 0, "{v}");
+        if v["data"].as_array().is_some_and(|d| !d.is_empty()) {
+            break v;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "player never listed: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let p = &players["data"][0];
+    assert_eq!(players["data"].as_array().unwrap().len(), 1, "{players}");
+    assert_eq!(p["peer_ip"], "127.0.0.1");
+    assert_eq!(p["local_port"], server.rtmp.port());
+    assert_eq!(p["role"], "player");
+    let player_id = p["id"].as_str().unwrap().to_string();
+    let all = api(
+        &server,
+        "getAllSession",
+        &format!("secret={SECRET}&local_port={}", server.rtmp.port()),
+    );
+    let roles: Vec<&str> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"publisher") && roles.contains(&"player"),
+        "{all}"
+    );
+    let none = api(
+        &server,
+        "getAllSession",
+        &format!("secret={SECRET}&peer_ip=10.9.9.9"),
+    );
+    assert_eq!(none["data"].as_array().unwrap().len(), 0, "{none}");
+
+    // kick_session: bad ids, then the player is disconnected and nothing else is.
+    let v = api(&server, "kick_session", &format!("secret={SECRET}"));
+    assert!(
+        api_code(&v) == -300 && v["msg"].as_str().unwrap().contains("id"),
+        "{v}"
+    );
+    let v = api(&server, "kick_session", &format!("secret={SECRET}&id=abc"));
+    assert_eq!(api_code(&v), -300, "{v}");
+    let v = api(
+        &server,
+        "kick_session",
+        &format!("secret={SECRET}&id=987654321"),
+    );
+    assert_eq!(api_code(&v), -500, "{v}");
+    let v = api(
+        &server,
+        "kick_session",
+        &format!("secret=wrong&id={player_id}"),
+    );
+    assert_eq!(api_code(&v), -100, "{v}");
+    assert!(player.is_running(), "a refused kick changes nothing");
+    let v = api(
+        &server,
+        "kick_session",
+        &format!("secret={SECRET}&id={player_id}"),
+    );
+    assert_eq!(api_code(&v), 0, "{v}");
+    player.wait(Duration::from_secs(10));
+    server.wait_for_log(&["kicked by the API"], Duration::from_secs(5));
+    let v = api(
+        &server,
+        "getMediaPlayerList",
+        &format!("secret={SECRET}&schema=rtmp&app=live&stream=s1"),
+    );
+    assert_eq!(v["data"].as_array().unwrap().len(), 0, "{v}");
+    let v = api(
+        &server,
+        "isMediaOnline",
+        &format!("secret={SECRET}&schema=rtmp&app=live&stream=s1"),
+    );
+    assert_eq!(v["online"], true, "the publisher goes on: {v}");
+
+    // An HTTP-FLV viewer is a session too, and can be kicked the same way.
+    let flv_url = format!("http://{}/live/s1.live.flv", server.http);
+    let flv_out = server.path("h.flv");
+    let mut flv_player = Proc::spawn(
+        "flv-player",
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            &flv_url,
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            "-y",
+            flv_out.to_str().unwrap(),
+        ],
+        &server.dir.path,
+    );
+    let t = Instant::now();
+    let flv_id = loop {
+        let v = api(
+            &server,
+            "getMediaPlayerList",
+            &format!("secret={SECRET}&app=live&stream=s1"),
+        );
+        let found = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["schema"] == "http-flv")
+            .cloned();
+        if let Some(s) = found {
+            assert_eq!(s["local_port"], server.http.port(), "{s}");
+            break s["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "HTTP-FLV viewer never listed: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let v = api(
+        &server,
+        "kick_session",
+        &format!("secret={SECRET}&id={flv_id}"),
+    );
+    assert_eq!(api_code(&v), 0, "{v}");
+    flv_player.wait(Duration::from_secs(10));
+    assert!(
+        stream_packet_counts(&flv_out, None).video > 0,
+        "it played before the kick"
+    );
+
+    // setServerConfig: applied, shown, written back; bad keys and values change nothing.
+    let cfg_value = |server: &Server, key: &str| -> String {
+        let v = api(server, "getServerConfig", &format!("secret={SECRET}"));
+        v["data"][0][key].as_str().unwrap_or_default().to_string()
+    };
+    let v = api(
+        &server,
+        "setServerConfig",
+        &format!("secret={SECRET}&record.max_second=120"),
+    );
+    assert_eq!(
+        (api_code(&v), v["changed"].as_u64(), &v["saved"]),
+        (0, Some(1), &Value::Bool(true)),
+        "{v}"
+    );
+    assert_eq!(cfg_value(&server, "record.max_second"), "120");
+    let file = std::fs::read_to_string(server.dir.join("c.toml")).unwrap();
+    assert!(
+        file.contains("max_second = 120") && file.contains(SECRET),
+        "{file}"
+    );
+    for (bad, named) in [
+        ("record.max_secnd=5", "record.max_secnd"),
+        ("record.max_second=abc", "record.max_second"),
+        ("hls.segment_ms=100", "hls.segment_ms"),
+        ("record.max_second=60&rtmp.listen=nowhere", "rtmp.listen"),
+    ] {
+        let v = api(
+            &server,
+            "setServerConfig",
+            &format!("secret={SECRET}&{bad}"),
+        );
+        assert_eq!(api_code(&v), -300, "{bad}: {v}");
+        assert!(v["msg"].as_str().unwrap().contains(named), "{bad}: {v}");
+    }
+    let v = api(
+        &server,
+        "setServerConfig",
+        &format!("secret=wrong&record.max_second=60"),
+    );
+    assert_eq!(api_code(&v), -100, "{v}");
+    assert_eq!(
+        cfg_value(&server, "record.max_second"),
+        "120",
+        "nothing changed"
+    );
+    assert_eq!(cfg_value(&server, "hls.segment_ms"), "2000");
+    assert!(std::fs::read_to_string(server.dir.join("c.toml"))
+        .unwrap()
+        .contains("max_second = 120"));
+
+    // getThreadsLoad: one entry per worker thread.
+    std::thread::sleep(Duration::from_millis(1200));
+    let v = api(&server, "getThreadsLoad", &format!("secret={SECRET}"));
+    let loads = v["data"].as_array().unwrap();
+    assert_eq!(loads.len(), 2, "{v}");
+    for l in loads {
+        assert!(
+            l["load"].as_u64().unwrap() <= 100 && l["delay"].is_u64(),
+            "{v}"
+        );
+    }
+
+    // getSnap: a JPEG of the live stream (ffmpeg), then the cached one.
+    let url = format!(
+        "/index/api/getSnap?secret={SECRET}&url=rtmp://{}/live/s1&timeout_sec=15&expire_sec=60",
+        server.rtmp
+    );
+    let snap = http_request(server.http, "GET", &url, &[]);
+    assert_eq!(snap.status, 200);
+    assert_eq!(
+        snap.header("content-type"),
+        Some("image/jpeg"),
+        "{}",
+        snap.text()
+    );
+    assert_eq!(&snap.body[..2], &[0xFF, 0xD8]);
+    let jpeg = server.path("snap.jpg");
+    std::fs::write(&jpeg, &snap.body).unwrap();
+    let s = probe_streams(jpeg.to_str().unwrap());
+    assert_eq!((s[0].width, s[0].height), (Some(640), Some(360)), "{s:?}");
+    let t = Instant::now();
+    let again = http_request(server.http, "GET", &url, &[]);
+    assert_eq!(
+        again.body, snap.body,
+        "served from the cache within expire_sec"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "cached: {:?}",
+        t.elapsed()
+    );
+    let v = api(
+        &server,
+        "getSnap",
+        &format!("secret={SECRET}&url=file:///etc/passwd"),
+    );
+    assert_eq!(api_code(&v), -1, "{v}");
+    let v = api(&server, "getSnap", &format!("secret={SECRET}"));
+    assert_eq!(api_code(&v), -300, "{v}");
+
+    // The OpenAPI document names every endpoint getApiList lists.
+    let doc = server.get("/index/api/openapi.json");
+    assert_eq!(doc.status, 200);
+    let doc: Value = serde_json::from_slice(&doc.body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let list = api(&server, "getApiList", &format!("secret={SECRET}"));
+    for name in list["data"].as_array().unwrap() {
+        let name = name.as_str().unwrap();
+        assert!(
+            doc["paths"].get(name).is_some(),
+            "{name} missing from openapi.json"
+        );
+    }
+    server.terminate(Duration::from_secs(6));
 }

@@ -6,12 +6,19 @@
 //!
 //! Auth: the caller's address must be in `api.allow_ip_range` and `secret` must equal
 //! `api.secret`. There is no well-known default secret: with none configured a random
-//! one is generated at start and logged once.
+//! one is generated at start and logged once. The OpenAPI document of every endpoint
+//! is served without auth at `/index/api/openapi.json`.
+
+mod config_edit;
+mod load;
+mod snap;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -22,7 +29,11 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
-use crate::hub::{Hub, Stream, StreamKey};
+use crate::hub::{Hub, Role, SessionInfo, Stream, StreamKey};
+use crate::record::{RecordError, RecordKind, RecordSettings, Recorder};
+
+/// The OpenAPI 3 description of the API, served at `/index/api/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
 /// Longest request body the API reads (parameters are small).
 const MAX_BODY: usize = 64 * 1024;
@@ -37,6 +48,16 @@ pub const API_LIST: &[&str] = &[
     "isMediaOnline",
     "close_streams",
     "close_stream",
+    "getMediaPlayerList",
+    "getAllSession",
+    "kick_session",
+    "startRecord",
+    "stopRecord",
+    "isRecording",
+    "getMP4RecordFile",
+    "setServerConfig",
+    "getThreadsLoad",
+    "getSnap",
 ];
 
 /// Address ranges allowed to call the API.
@@ -79,14 +100,24 @@ impl IpRanges {
 
 pub struct ApiState {
     pub hub: Arc<Hub>,
-    pub config: Config,
-    secret: String,
-    allowed: IpRanges,
+    pub recorder: Recorder,
+    config: RwLock<Config>,
+    /// The operator's config file, where setServerConfig writes changes back.
+    config_path: Option<PathBuf>,
+    secret: RwLock<String>,
+    allowed: RwLock<IpRanges>,
     started: std::time::Instant,
+    loads: load::Loads,
+    snaps: snap::SnapCache,
 }
 
 impl ApiState {
-    pub fn new(hub: Arc<Hub>, config: Config) -> Arc<Self> {
+    pub fn new(
+        hub: Arc<Hub>,
+        recorder: Recorder,
+        config: Config,
+        config_path: Option<PathBuf>,
+    ) -> Arc<Self> {
         let secret = if config.api.secret.is_empty() {
             let s = random_secret();
             tracing::warn!(secret = %s, "api.secret is not configured: generated one for this run (set api.secret to keep it)");
@@ -97,10 +128,14 @@ impl ApiState {
         let allowed = IpRanges::parse(&config.api.allow_ip_range).unwrap_or_default();
         Arc::new(ApiState {
             hub,
-            config,
-            secret,
-            allowed,
+            recorder,
+            config: RwLock::new(config),
+            config_path,
+            secret: RwLock::new(secret),
+            allowed: RwLock::new(allowed),
             started: std::time::Instant::now(),
+            loads: load::start_sampler(),
+            snaps: snap::SnapCache::default(),
         })
     }
 }
@@ -192,7 +227,10 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !st.allowed.allows(peer.ip()) {
+    if name == "openapi.json" {
+        return ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response();
+    }
+    if !st.allowed.read().unwrap().allows(peer.ip()) {
         tracing::warn!(%peer, api = %name, "API call refused: address not in api.allow_ip_range");
         return fail(
             -100,
@@ -203,16 +241,17 @@ async fn handle(
         Ok(p) => p,
         Err(e) => return fail(-300, e),
     };
-    if p.get("secret").map(String::as_str) != Some(st.secret.as_str()) {
+    let secret_ok = p.get("secret").map(String::as_str) == Some(st.secret.read().unwrap().as_str());
+    if !secret_ok {
         tracing::warn!(%peer, api = %name, "API call refused: wrong or missing secret");
         return fail(-100, "Please login first: wrong or missing secret");
     }
-    match dispatch(&st, &name, &p) {
+    match dispatch(&st, &name, &p).await {
         Ok(r) | Err(r) => r,
     }
 }
 
-fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Response> {
+async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Response> {
     Ok(match name {
         "getApiList" => reply(
             json!({"code": 0, "data": API_LIST.iter().map(|n| format!("/index/api/{n}")).collect::<Vec<_>>()}),
@@ -222,7 +261,10 @@ fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Response>
             "server": "ferrocast",
             "uptimeSecond": st.started.elapsed().as_secs(),
         }})),
-        "getServerConfig" => reply(json!({"code": 0, "data": [flat_config(&st.config)]})),
+        "getServerConfig" => {
+            reply(json!({"code": 0, "data": [flat_config(&st.config.read().unwrap())]}))
+        }
+        "setServerConfig" => set_server_config(st, p).await?,
         "getStatistic" => {
             let streams = st.hub.streams();
             let readers: usize = streams.iter().map(|s| s.readers()).sum();
@@ -231,8 +273,11 @@ fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Response>
                 "Publishers": streams.iter().filter(|s| s.is_publishing()).count(),
                 "Players": readers,
                 "FramesDropped": streams.iter().map(|s| s.frames_dropped()).sum::<u64>(),
+                "Recordings": st.recorder.in_progress(),
+                "Sessions": st.hub.sessions().len(),
             }}))
         }
+        "getThreadsLoad" => reply(json!({"code": 0, "data": *st.loads.lock().unwrap()})),
         "getMediaList" => {
             let mut data = Vec::new();
             for s in matching(st, p) {
@@ -242,7 +287,7 @@ fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Response>
                     {
                         continue;
                     }
-                    data.push(media_json(s.as_ref(), schema));
+                    data.push(media_json(st, s.as_ref(), schema));
                 }
             }
             reply(json!({"code": 0, "data": data}))
@@ -281,8 +326,222 @@ fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Response>
             st.hub.close_stream(&s);
             reply(json!({"code": 0, "result": 0, "msg": "success"}))
         }
+        "getAllSession" => {
+            let port = p.get("local_port").filter(|v| !v.is_empty());
+            let ip = p.get("peer_ip").filter(|v| !v.is_empty());
+            let data: Vec<Value> = st
+                .hub
+                .sessions()
+                .iter()
+                .filter(|s| port.is_none_or(|v| *v == s.local.port().to_string()))
+                .filter(|s| ip.is_none_or(|v| *v == s.peer.ip().to_string()))
+                .map(session_json)
+                .collect();
+            reply(json!({"code": 0, "data": data}))
+        }
+        "getMediaPlayerList" => {
+            let key = key_of(p)?;
+            let schema = p.get("schema").filter(|v| !v.is_empty());
+            let data: Vec<Value> = st
+                .hub
+                .sessions()
+                .iter()
+                .filter(|s| s.role == Role::Player && s.key.as_ref() == Some(&key))
+                .filter(|s| schema.is_none_or(|want| s.schema.starts_with(want.as_str())))
+                .map(session_json)
+                .collect();
+            reply(json!({"code": 0, "data": data}))
+        }
+        "kick_session" => {
+            let id: u64 = required(p, "id")?.trim().parse().map_err(|_| {
+                fail(
+                    -300,
+                    "invalid parameter: id must be a session id (a number)",
+                )
+            })?;
+            if st.hub.kick_session(id) {
+                tracing::info!(session = id, "session kicked by the API");
+                reply(json!({"code": 0, "msg": "success"}))
+            } else {
+                fail(-500, "can not find the session")
+            }
+        }
+        "startRecord" => {
+            let kind = record_kind(p)?;
+            let key = key_of(p)?;
+            let max_second = match p.get("max_second").filter(|v| !v.is_empty()) {
+                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                    fail(
+                        -300,
+                        "invalid parameter: max_second must be a number of seconds",
+                    )
+                })?),
+                None => None,
+            };
+            match st.recorder.start(
+                &key,
+                kind,
+                p.get("customized_path").map(String::as_str),
+                max_second,
+            ) {
+                Ok(_) => reply(json!({"code": 0, "result": true, "msg": "success"})),
+                Err(RecordError::StreamNotFound) => fail(-500, "can not find the stream"),
+                Err(e @ RecordError::BadPath(_)) => fail(-300, e.to_string()),
+            }
+        }
+        "stopRecord" => {
+            let kind = record_kind(p)?;
+            let key = key_of(p)?;
+            if st.recorder.stop(&key, kind).await {
+                reply(json!({"code": 0, "result": true, "msg": "success"}))
+            } else {
+                reply(json!({"code": -1, "result": false, "msg": "not recording"}))
+            }
+        }
+        "isRecording" => {
+            let kind = record_kind(p)?;
+            let key = key_of(p)?;
+            let status = st.recorder.is_recording(&key, kind);
+            let mut v = json!({"code": 0, "status": status});
+            if let Some(e) = st.recorder.last_error(&key, kind).filter(|_| !status) {
+                v["error"] = Value::String(e);
+            }
+            reply(v)
+        }
+        "getMP4RecordFile" => {
+            let key = key_of(p)?;
+            let period = p.get("period").map(String::as_str);
+            let custom = p.get("customized_path").map(String::as_str);
+            match st.recorder.list_mp4(&key, period, custom) {
+                Ok((paths, root)) => {
+                    let base = st.recorder.settings().root;
+                    let urls: Vec<String> =
+                        match (period.filter(|d| !d.is_empty()), root.strip_prefix(&base)) {
+                            (Some(_), Ok(rel)) => paths
+                                .iter()
+                                .map(|f| format!("/record/{}/{f}", rel.display()))
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                    reply(json!({"code": 0, "data": {
+                        "paths": paths, "rootPath": root.display().to_string(), "urls": urls,
+                    }}))
+                }
+                Err(e) => fail(-300, e.to_string()),
+            }
+        }
+        "getSnap" => {
+            let url = required(p, "url")?;
+            let num = |name: &str, default: u64, max: u64| -> Result<u64, Response> {
+                match p.get(name).filter(|v| !v.is_empty()) {
+                    None => Ok(default),
+                    Some(v) => v.trim().parse::<u64>().map(|n| n.min(max)).map_err(|_| {
+                        fail(
+                            -300,
+                            format!("invalid parameter: {name} must be a number of seconds"),
+                        )
+                    }),
+                }
+            };
+            let timeout = num("timeout_sec", 10, 60)?.max(1);
+            let expire = num("expire_sec", 30, 3600)?;
+            match st
+                .snaps
+                .get(
+                    url,
+                    Duration::from_secs(timeout),
+                    Duration::from_secs(expire),
+                )
+                .await
+            {
+                Ok(jpeg) => (
+                    [
+                        (header::CONTENT_TYPE, "image/jpeg"),
+                        (header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    jpeg,
+                )
+                    .into_response(),
+                Err(e) => fail(-1, e),
+            }
+        }
         _ => fail(-500, format!("unknown API: {name}")),
     })
+}
+
+fn record_kind(p: &Params) -> Result<RecordKind, Response> {
+    RecordKind::from_type(required(p, "type")?)
+        .ok_or_else(|| fail(-300, "invalid parameter: type must be 0 (hls) or 1 (mp4)"))
+}
+
+fn session_json(s: &SessionInfo) -> Value {
+    let role = match s.role {
+        Role::Publisher => "publisher",
+        Role::Player => "player",
+        _ => "unknown",
+    };
+    json!({
+        "id": s.id.to_string(),
+        "identifier": s.id.to_string(),
+        "local_ip": s.local.ip().to_string(), "local_port": s.local.port(),
+        "peer_ip": s.peer.ip().to_string(), "peer_port": s.peer.port(),
+        "typeid": s.schema,
+        "schema": s.schema,
+        "role": role,
+        "vhost": s.key.as_ref().map(|k| k.vhost.as_str()),
+        "app": s.key.as_ref().map(|k| k.app.as_str()),
+        "stream": s.key.as_ref().map(|k| k.stream.as_str()),
+        "startStamp": s.started_unix,
+    })
+}
+
+async fn set_server_config(st: &ApiState, p: &Params) -> Result<Response, Response> {
+    let mut changes: Vec<(String, String)> = p
+        .iter()
+        .filter(|(k, _)| k.as_str() != "secret")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    changes.sort();
+    if changes.is_empty() {
+        return Err(fail(-300, "missing required parameter: section.key=value"));
+    }
+    let current = st.config.read().unwrap().clone();
+    let (new, changed) = config_edit::apply(&current, &changes).map_err(|e| fail(-300, e))?;
+    if changed.iter().any(|k| k.starts_with("record.")) {
+        st.recorder.set_settings(RecordSettings::from_config(&new));
+    }
+    if changed.iter().any(|k| k == "api.allow_ip_range") {
+        *st.allowed.write().unwrap() = IpRanges::parse(&new.api.allow_ip_range).unwrap_or_default();
+    }
+    if changed.iter().any(|k| k == "api.secret") {
+        *st.secret.write().unwrap() = new.api.secret.clone();
+    }
+    *st.config.write().unwrap() = new.clone();
+    let restart: Vec<&String> = changed
+        .iter()
+        .filter(|k| !config_edit::applies_live(k))
+        .collect();
+    tracing::info!(changed = ?changed, restart_required = ?restart, "setServerConfig");
+    let mut v =
+        json!({"code": 0, "changed": changed.len(), "keys": changed, "restart_required": restart});
+    if let (Some(path), false) = (&st.config_path, changed.is_empty()) {
+        let (path, keys) = (path.clone(), changed.clone());
+        let saved =
+            tokio::task::spawn_blocking(move || config_edit::write_back(&path, &new, &keys))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+        match saved {
+            Ok(()) => v["saved"] = Value::Bool(true),
+            Err(e) => {
+                tracing::error!(error = %e, "setServerConfig: applied in memory but not saved");
+                v["saved"] = Value::Bool(false);
+                v["msg"] = Value::String(e);
+            }
+        }
+    } else {
+        v["saved"] = Value::Bool(false);
+    }
+    Ok(reply(v))
 }
 
 fn key_of(p: &Params) -> Result<StreamKey, Response> {
@@ -298,7 +557,7 @@ fn key_of(p: &Params) -> Result<StreamKey, Response> {
 /// The output schemas every stream has (one getMediaList entry each).
 fn schemas(st: &ApiState) -> Vec<&'static str> {
     let mut v = vec!["rtmp", "ts"];
-    if st.config.hls.enabled {
+    if st.config.read().unwrap().hls.enabled {
         v.insert(1, "hls");
     }
     v
@@ -318,7 +577,7 @@ fn matching(st: &ApiState, p: &Params) -> Vec<Arc<Stream>> {
     v
 }
 
-fn media_json(s: &Stream, schema: &str) -> Value {
+fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
     let snap = s.snapshot();
     let mut tracks = Vec::new();
     if let Some(v) = &snap.info.video {
@@ -350,8 +609,8 @@ fn media_json(s: &Stream, schema: &str) -> Value {
         "originType": origin.map(|o| o.kind).unwrap_or(0),
         "originTypeStr": origin.map(|o| o.kind_name).unwrap_or("unknown"),
         "originUrl": origin.map(|o| o.url.as_str()).unwrap_or(""),
-        "isRecordingMP4": false,
-        "isRecordingHLS": false,
+        "isRecordingMP4": st.recorder.is_recording(&s.key, RecordKind::Mp4),
+        "isRecordingHLS": st.recorder.is_recording(&s.key, RecordKind::Hls),
         "originSock": origin.and_then(|o| o.peer.map(|peer| json!({
             "peer_ip": peer.ip().to_string(), "peer_port": peer.port(),
             "local_ip": o.local.map(|l| l.ip().to_string()), "local_port": o.local.map(|l| l.port()),

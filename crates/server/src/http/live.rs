@@ -3,10 +3,14 @@
 //! HTTP-FLV and WS-FLV send each packet's FLV tag, built once per stream
 //! ([`Packet::flv_tag`]) and shared by every viewer, after the FLV file header and
 //! the GOP cache. Writes are coalesced like RTMP's (`hub.flush_interval_ms`).
+//!
+//! A viewer registered in the hub's session list ([`subscribe_viewer`], then the
+//! `*_session` body functions) is listed as a player of its stream and ends when the
+//! API kicks it. Every viewer logs one close line with its reason when it ends.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket};
@@ -14,13 +18,40 @@ use bytes::{Bytes, BytesMut};
 use ferrocast_proto::flv;
 use ferrocast_proto::mpegts::TsMuxer;
 use futures_util::stream;
+use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::hub::{Packet, PacketKind, Subscription};
-use crate::metrics::{PlayerGauge, Protocol};
+use crate::hub::{
+    Hub, Packet, PacketKind, Role, SessionGuard, StreamKey, SubscribeError, Subscription,
+    SubscriptionEnd, KICKED_REASON,
+};
+use crate::metrics::{self, PlayerGauge, Protocol};
 
 /// Most packets taken from the ring per write.
 const MAX_BATCH: usize = 1024;
+
+/// Why a viewer got no stream.
+#[derive(Debug, Error)]
+pub enum ViewerRefused {
+    #[error(transparent)]
+    NotFound(#[from] SubscribeError),
+    #[error("{}", KICKED_REASON)]
+    Kicked,
+}
+
+/// Subscribes a registered viewer to `key`, waiting for the stream like
+/// [`Hub::subscribe`], unless the session is kicked meanwhile.
+pub async fn subscribe_viewer(
+    hub: &Arc<Hub>,
+    key: &StreamKey,
+    session: &SessionGuard,
+) -> Result<Subscription, ViewerRefused> {
+    tokio::select! {
+        biased;
+        _ = session.kicked() => Err(ViewerRefused::Kicked),
+        r = hub.subscribe(key) => Ok(r?),
+    }
+}
 
 /// What a live body produces, one piece at a time.
 struct Feed {
@@ -32,6 +63,13 @@ struct Feed {
     first: bool,
     format: Format,
     _gauge: PlayerGauge,
+    /// The viewer in the hub's session list, when registered.
+    session: Option<SessionGuard>,
+    protocol: &'static str,
+    started: Instant,
+    /// Why the feed ended, once it did; logged when it is dropped (a body dropped
+    /// before its end means the client went away).
+    reason: Option<String>,
 }
 
 enum Format {
@@ -41,12 +79,16 @@ enum Format {
 
 impl Feed {
     fn new(
+        session: Option<SessionGuard>,
         sub: Subscription,
         format: Format,
         protocol: Protocol,
         flush_interval: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        if let Some(s) = &session {
+            s.set_stream(Role::Player, Some(sub.stream().key.clone()));
+        }
         let mut pending = VecDeque::new();
         if let Format::Flv = format {
             let (audio, video) = sub.stream().tracks();
@@ -61,12 +103,31 @@ impl Feed {
             first: true,
             format,
             _gauge: PlayerGauge::new(protocol),
+            session,
+            protocol: match protocol {
+                Protocol::Rtmp => "rtmp",
+                Protocol::HttpFlv => "http-flv",
+                Protocol::WsFlv => "ws-flv",
+                Protocol::HttpTs => "http-ts",
+            },
+            started: Instant::now(),
+            reason: None,
+        }
+    }
+
+    /// Ends the feed for `reason` (the first reason given is the one logged).
+    fn end(&mut self, reason: impl Into<String>) {
+        if self.reason.is_none() {
+            self.reason = Some(reason.into());
         }
     }
 
     /// The next piece of the body; `None` when the stream (or the server) ends.
     async fn next(&mut self) -> Option<Bytes> {
         loop {
+            if self.reason.is_some() {
+                return None;
+            }
             if let Some(b) = self.pending.pop_front() {
                 return Some(b);
             }
@@ -74,9 +135,24 @@ impl Feed {
                 tokio::time::sleep(self.flush_interval).await;
             }
             self.first = false;
+            let session = &self.session;
+            let kicked = async {
+                match session {
+                    Some(s) => s.kicked().await,
+                    None => std::future::pending().await,
+                }
+            };
             let result = tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => {
+                    self.end("server shutting down");
+                    return None;
+                }
+                _ = kicked => {
+                    self.end(KICKED_REASON);
+                    return None;
+                }
                 r = self.sub.next_batch(&mut self.batch, MAX_BATCH) => r,
-                _ = self.shutdown.changed() => return None,
             };
             for p in self.batch.drain(..) {
                 match &mut self.format {
@@ -104,20 +180,58 @@ impl Feed {
             // One atomic add per batch, not per tag: bytes handed to the body.
             let queued: usize = self.pending.iter().map(Bytes::len).sum();
             self.sub.stream().add_bytes_out(queued as u64);
-            if result.is_err() && self.pending.is_empty() {
-                return None;
+            if let Err(e) = result {
+                if self.pending.is_empty() {
+                    self.end(match e {
+                        SubscriptionEnd::StreamEnded => "stream ended".to_owned(),
+                        e @ SubscriptionEnd::TooSlow(_) => e.to_string(),
+                    });
+                    return None;
+                }
             }
         }
     }
 }
 
-/// A chunked HTTP body streaming FLV.
-pub fn flv_body(
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let reason = self.reason.take().unwrap_or_else(|| {
+            if self.first {
+                // A HEAD request, or a client gone before the first write.
+                "peer closed the connection before streaming began".to_owned()
+            } else {
+                "peer closed the connection".to_owned()
+            }
+        });
+        metrics::session_closed(self.protocol, &reason);
+        let peer = self
+            .session
+            .as_ref()
+            .map(|s| s.peer().to_string())
+            .unwrap_or_default();
+        tracing::info!(
+            peer,
+            session = self.session.as_ref().map(SessionGuard::id),
+            stream = %self.sub.stream().key,
+            protocol = self.protocol,
+            frames_dropped = self.sub.dropped(),
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            reason,
+            "live HTTP viewer closed"
+        );
+    }
+}
+
+/// A chunked HTTP body streaming FLV to a registered viewer: it ends when the
+/// session is kicked, and the session is deregistered when the body is dropped.
+pub fn flv_session_body(
+    session: SessionGuard,
     sub: Subscription,
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> Body {
     body(Feed::new(
+        Some(session),
         sub,
         Format::Flv,
         Protocol::HttpFlv,
@@ -126,13 +240,16 @@ pub fn flv_body(
     ))
 }
 
-/// A chunked HTTP body streaming MPEG-TS (muxed for this viewer).
-pub fn ts_body(
+/// A chunked HTTP body streaming MPEG-TS (muxed for this viewer) to a registered
+/// viewer (see [`flv_session_body`]).
+pub fn ts_session_body(
+    session: SessionGuard,
     sub: Subscription,
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> Body {
     body(Feed::new(
+        Some(session),
         sub,
         Format::Ts(Box::new(TsMuxer::new())),
         Protocol::HttpTs,
@@ -150,31 +267,145 @@ fn body(feed: Feed) -> Body {
     Body::from_stream(s)
 }
 
-/// Streams FLV over a WebSocket, one binary message per FLV tag.
-pub async fn ws_flv(
-    mut socket: WebSocket,
+/// Streams FLV over a WebSocket, one binary message per FLV tag, to a registered
+/// viewer: the WebSocket is closed when the session is kicked.
+pub async fn ws_flv_session(
+    socket: WebSocket,
+    session: SessionGuard,
     sub: Subscription,
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
 ) {
-    let key = sub.stream().key.clone();
-    let mut feed = Feed::new(sub, Format::Flv, Protocol::WsFlv, flush_interval, shutdown);
+    let feed = Feed::new(
+        Some(session),
+        sub,
+        Format::Flv,
+        Protocol::WsFlv,
+        flush_interval,
+        shutdown,
+    );
+    ws_flv_feed(socket, feed).await;
+}
+
+async fn ws_flv_feed(mut socket: WebSocket, mut feed: Feed) {
     loop {
         tokio::select! {
             piece = feed.next() => match piece {
                 Some(b) => {
-                    if socket.send(Message::Binary(b)).await.is_err() {
+                    if let Err(e) = socket.send(Message::Binary(b)).await {
+                        feed.end(format!("write error: {e}"));
                         break;
                     }
                 }
                 None => break,
             },
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) | None => {
+                    feed.end("peer closed the connection");
+                    break;
+                }
+                Some(Err(e)) => {
+                    feed.end(format!("read error: {e}"));
+                    break;
+                }
                 Some(Ok(_)) => {}
             },
         }
     }
     let _ = socket.send(Message::Close(None)).await;
-    tracing::info!(stream = %key, "WS-FLV viewer closed");
+    // Dropping the feed logs the close line and deregisters the session.
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::hub::{HubConfig, Origin};
+
+    fn hub() -> Arc<Hub> {
+        Hub::new(HubConfig {
+            gop_cache: true,
+            gop_cache_max_frames: 16,
+            gop_cache_max_bytes: 1 << 20,
+            queue_len: 64,
+            slow_player_timeout: Duration::from_secs(5),
+            continue_push: Duration::ZERO,
+            max_stream_wait: Duration::from_secs(5),
+        })
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            kind: 1,
+            kind_name: "rtmp_push",
+            peer: None,
+            local: None,
+            params: String::new(),
+            url: String::new(),
+        }
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    const AVC_HEADER: &[u8] = &[0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1e, 0xff];
+    const KEY: &[u8] = &[0x17, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x65];
+
+    #[tokio::test]
+    async fn a_kicked_viewer_is_listed_as_player_then_its_feed_ends() {
+        let hub = hub();
+        let key = StreamKey::new(None, "live", "k");
+        let publisher = hub.publish(key.clone(), origin()).unwrap();
+        publisher.push_video(0, Bytes::from_static(AVC_HEADER));
+        publisher.push_video(0, Bytes::from_static(KEY));
+        let session = hub.register_session(addr(4000), addr(8080), "http-flv");
+        let id = session.id();
+        let sub = subscribe_viewer(&hub, &key, &session).await.unwrap();
+        let (_stop, shutdown) = watch::channel(false);
+        let mut feed = Feed::new(
+            Some(session),
+            sub,
+            Format::Flv,
+            Protocol::HttpFlv,
+            Duration::ZERO,
+            shutdown,
+        );
+        let listed = hub.sessions();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].id, listed[0].role), (id, Role::Player));
+        assert_eq!(listed[0].key.as_ref(), Some(&key));
+        // FLV header, then the cached header and keyframe tags.
+        for _ in 0..3 {
+            assert!(feed.next().await.is_some());
+        }
+        assert!(hub.kick_session(id));
+        let end = tokio::time::timeout(Duration::from_secs(1), feed.next()).await;
+        assert_eq!(end.expect("feed ends promptly after a kick"), None);
+        assert_eq!(feed.reason.as_deref(), Some(KICKED_REASON));
+        assert!(feed.next().await.is_none());
+        drop(feed);
+        assert!(hub.sessions().is_empty(), "dropping the feed deregisters");
+        assert_eq!(publisher.stream().readers(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_viewer_kicked_while_waiting_for_its_stream_is_refused() {
+        let hub = hub();
+        let key = StreamKey::new(None, "live", "later");
+        let session = Arc::new(hub.register_session(addr(4001), addr(8080), "http-ts"));
+        let waiting = {
+            let (hub, key, session) = (hub.clone(), key.clone(), session.clone());
+            tokio::spawn(async move { subscribe_viewer(&hub, &key, &session).await.map(|_| ()) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(hub.sessions()[0].role, Role::Unknown);
+        assert!(hub.kick_session(session.id()));
+        let r = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("refused promptly")
+            .unwrap();
+        assert!(matches!(r, Err(ViewerRefused::Kicked)), "{r:?}");
+    }
 }

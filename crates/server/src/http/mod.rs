@@ -44,6 +44,8 @@ pub struct HttpState {
     pub segment_max_age_s: u64,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The address the HTTP listener is bound to (a live viewer's `local` address).
+    pub local: std::net::SocketAddr,
 }
 
 pub fn router(state: HttpState, api: Router, allow_origin: &str) -> Router {
@@ -192,6 +194,11 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
             .map(str::to_owned)
     });
     let key = |app: &str, stream: &str| StreamKey::new(vhost.as_deref(), app, stream);
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or(st.local);
     match target {
         Target::Playlist(app, stream) => match st.hls.playlist(&key(&app, &stream)) {
             Some(text) => (
@@ -227,34 +234,39 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
             let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
                 .await
                 .ok();
-            let sub = match st.hub.subscribe(&key).await {
+            let schema = if ws.is_some() { "ws-flv" } else { "http-flv" };
+            let session = st.hub.register_session(peer, st.local, schema);
+            let sub = match live::subscribe_viewer(&st.hub, &key, &session).await {
                 Ok(s) => s,
                 Err(e) => return plain(StatusCode::NOT_FOUND, &format!("{e}\n")),
             };
-            tracing::info!(stream = %key, websocket = ws.is_some(), "FLV viewer started");
+            tracing::info!(stream = %key, %peer, session = session.id(), websocket = ws.is_some(), "FLV viewer started");
             match ws {
                 Some(ws) => {
                     let (flush, shutdown) = (st.flush_interval, st.shutdown.clone());
-                    ws.on_upgrade(move |socket| live::ws_flv(socket, sub, flush, shutdown))
+                    ws.on_upgrade(move |socket| {
+                        live::ws_flv_session(socket, session, sub, flush, shutdown)
+                    })
                 }
                 None => live_response(
                     "video/x-flv",
                     &method,
-                    live::flv_body(sub, st.flush_interval, st.shutdown.clone()),
+                    live::flv_session_body(session, sub, st.flush_interval, st.shutdown.clone()),
                 ),
             }
         }
         Target::LiveTs(app, stream) => {
             let key = key(&app, &stream);
-            let sub = match st.hub.subscribe(&key).await {
+            let session = st.hub.register_session(peer, st.local, "http-ts");
+            let sub = match live::subscribe_viewer(&st.hub, &key, &session).await {
                 Ok(s) => s,
                 Err(e) => return plain(StatusCode::NOT_FOUND, &format!("{e}\n")),
             };
-            tracing::info!(stream = %key, "HTTP-TS viewer started");
+            tracing::info!(stream = %key, %peer, session = session.id(), "HTTP-TS viewer started");
             live_response(
                 "video/mp2t",
                 &method,
-                live::ts_body(sub, st.flush_interval, st.shutdown.clone()),
+                live::ts_session_body(session, sub, st.flush_interval, st.shutdown.clone()),
             )
         }
     }

@@ -15,12 +15,13 @@
 pub mod gop;
 pub mod info;
 pub mod packet;
+pub mod session;
 pub mod timeline;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,6 +32,8 @@ use tokio::sync::{broadcast, watch};
 use crate::config::Config;
 use gop::GopCache;
 pub use packet::{Packet, PacketKind};
+use session::SessionRegistry;
+pub use session::{Role, SessionGuard, SessionInfo, KICKED_REASON};
 use timeline::{Mapped, Timeline, Track};
 
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";
@@ -129,11 +132,14 @@ pub struct Hub {
     published: watch::Sender<u64>,
     next_id: AtomicU64,
     /// Called (outside the hub's locks) for each newly created stream: how
-    /// per-stream services such as the HLS muxer attach themselves.
-    on_new_stream: std::sync::OnceLock<NewStreamHook>,
+    /// per-stream services such as the HLS muxer and the recorder attach themselves.
+    /// Installed at start-up, read once per new stream.
+    on_new_stream: RwLock<Vec<NewStreamHook>>,
+    /// Every client connection, for the API (list, kick).
+    sessions: Arc<SessionRegistry>,
 }
 
-type NewStreamHook = Box<dyn Fn(&Arc<Stream>) + Send + Sync>;
+type NewStreamHook = Arc<dyn Fn(&Arc<Stream>) + Send + Sync>;
 
 struct StreamState {
     /// Id of the publishing session; `None` while waiting for a publisher to return.
@@ -183,13 +189,48 @@ impl Hub {
             streams: Mutex::new(HashMap::new()),
             published: watch::channel(0).0,
             next_id: AtomicU64::new(1),
-            on_new_stream: std::sync::OnceLock::new(),
+            on_new_stream: RwLock::new(Vec::new()),
+            sessions: Arc::default(),
         })
     }
 
-    /// Installs the new-stream hook (once, at start-up).
+    /// Adds a hook called for each newly created stream (not for a publisher taking
+    /// back a stream within continue_push), in the order the hooks were added,
+    /// outside the hub's locks. Meant for start-up.
+    pub fn add_on_new_stream(&self, hook: impl Fn(&Arc<Stream>) + Send + Sync + 'static) {
+        self.on_new_stream
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(hook));
+    }
+
+    /// The former single-hook setter: now the same as [`Hub::add_on_new_stream`].
     pub fn set_on_new_stream(&self, hook: impl Fn(&Arc<Stream>) + Send + Sync + 'static) {
-        let _ = self.on_new_stream.set(Box::new(hook));
+        self.add_on_new_stream(hook);
+    }
+
+    /// Registers a client connection (`schema`: "rtmp", "http-flv", "ws-flv",
+    /// "http-ts") under a fresh [`Hub::next_session_id`]; it is listed until the
+    /// guard is dropped.
+    pub fn register_session(
+        &self,
+        peer: std::net::SocketAddr,
+        local: std::net::SocketAddr,
+        schema: &'static str,
+    ) -> SessionGuard {
+        self.sessions
+            .register(self.next_session_id(), peer, local, schema)
+    }
+
+    /// Every registered session, by id.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions.list()
+    }
+
+    /// Asks session `id` to end ([`SessionGuard::kicked`] resolves; the session
+    /// closes with [`KICKED_REASON`]). False if there is no such session.
+    pub fn kick_session(&self, id: u64) -> bool {
+        self.sessions.kick(id)
     }
 
     /// Subscribes a server-internal consumer (the HLS muxer, a recorder) to a stream
@@ -297,7 +338,13 @@ impl Hub {
             }
         };
         if created {
-            if let Some(hook) = self.on_new_stream.get() {
+            // Copied out so a hook runs with no hub lock held, this one included.
+            let hooks = self
+                .on_new_stream
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for hook in &hooks {
                 hook(&stream);
             }
         }
@@ -879,6 +926,25 @@ mod tests {
             got[1].timestamp
         );
         assert_eq!(sub.stream().readers(), 1);
+    }
+
+    #[test]
+    fn every_new_stream_hook_is_called_once_per_new_stream() {
+        let hub = Hub::new(config(1000, 64));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        for name in ["hls", "record"] {
+            let calls = calls.clone();
+            hub.add_on_new_stream(move |s| calls.lock().unwrap().push((name, s.key.clone())));
+        }
+        let calls2 = calls.clone();
+        hub.set_on_new_stream(move |s| calls2.lock().unwrap().push(("alias", s.key.clone())));
+        let first = hub.publish(key(), test_origin()).unwrap();
+        drop(first); // continue_push 1 s, and no runtime: the stream ends at once
+        let _again = hub.publish(key(), test_origin()).unwrap();
+        let calls = calls.lock().unwrap();
+        let names: Vec<_> = calls.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["hls", "record", "alias", "hls", "record", "alias"]);
+        assert!(calls.iter().all(|(_, k)| *k == key()));
     }
 
     #[tokio::test]

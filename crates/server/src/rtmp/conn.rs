@@ -21,7 +21,10 @@ use tokio::sync::watch;
 use super::writer::write_all_vectored;
 use super::RtmpSettings;
 use crate::hub::packet::PLAYER_STREAM_ID;
-use crate::hub::{Hub, Origin, Packet, Publisher, StreamKey, Subscription, SubscriptionEnd};
+use crate::hub::{
+    self, Hub, Origin, Packet, Publisher, SessionGuard, StreamKey, Subscription, SubscriptionEnd,
+    KICKED_REASON,
+};
 use crate::metrics::{self, PlayerGauge, Protocol};
 
 /// Read buffer of a publisher: it sends up to a few MB/s, and 64 KiB per read keeps
@@ -48,6 +51,8 @@ struct Conn {
     peer: SocketAddr,
     session: ServerSession,
     hub: Arc<Hub>,
+    /// This connection in the hub's session list; kicking it ends the connection.
+    registration: SessionGuard,
     settings: Arc<RtmpSettings>,
     wr: OwnedWriteHalf,
     local: Option<SocketAddr>,
@@ -77,6 +82,11 @@ pub async fn run(
     let started = Instant::now();
     let _ = socket.set_nodelay(settings.tcp_nodelay);
     let local = socket.local_addr().ok();
+    let registration = hub.register_session(
+        peer,
+        local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        "rtmp",
+    );
     let (mut rd, wr) = socket.into_split();
     let seed = std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -86,6 +96,7 @@ pub async fn run(
         peer,
         session: ServerSession::new(settings.session, epoch, seed),
         hub,
+        registration,
         settings,
         wr,
         local,
@@ -100,7 +111,7 @@ pub async fn run(
         bytes_out: 0,
         out: Vec::new(),
     };
-    tracing::debug!(%peer, "RTMP connection accepted");
+    tracing::debug!(%peer, session = conn.registration.id(), "RTMP connection accepted");
     let reason = conn.drive(&mut rd, &mut shutdown, started).await;
     let dropped = match &conn.role {
         Role::Player { sub, .. } => sub.dropped(),
@@ -111,6 +122,7 @@ pub async fn run(
     let stream = conn.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
     tracing::info!(
         %peer,
+        session = conn.registration.id(),
         stream,
         role = conn.role_seen,
         bytes_in = conn.bytes_in,
@@ -139,6 +151,7 @@ impl Conn {
                 tokio::select! {
                     biased;
                     _ = shutdown.changed() => return "server shutting down".into(),
+                    _ = self.registration.kicked() => return KICKED_REASON.into(),
                     r = rd.read(&mut buf) => {
                         if let Some(reason) = self.on_read(r, &buf).await {
                             return reason;
@@ -175,6 +188,7 @@ impl Conn {
                 biased;
                 _ = shutdown.changed() => return "server shutting down".into(),
                 _ = kicked => return "stream closed by the operator (API)".into(),
+                _ = self.registration.kicked() => return KICKED_REASON.into(),
                 r = tokio::time::timeout(limit, rd.read(&mut buf)) => match r {
                     Ok(r) => {
                         if let Some(reason) = self.on_read(r, &buf).await {
@@ -262,6 +276,8 @@ impl Conn {
                     Ok(p) => {
                         self.session.accept_publish(stream_id);
                         tracing::info!(peer = %self.peer, stream = %key, "publish started");
+                        self.registration
+                            .set_stream(hub::Role::Publisher, Some(key.clone()));
                         self.key = Some(key);
                         self.role = Role::Publisher(p);
                         self.role_seen = "publisher";
@@ -309,11 +325,14 @@ impl Conn {
                 let found = tokio::select! {
                     r = self.hub.subscribe(&key) => r,
                     _ = shutdown.changed() => return Some("server shutting down".into()),
+                    _ = self.registration.kicked() => return Some(KICKED_REASON.into()),
                 };
                 match found {
                     Ok(sub) => {
                         self.session.accept_play(stream_id, &stream_name, reset);
                         tracing::info!(peer = %self.peer, stream = %key, "play started");
+                        self.registration
+                            .set_stream(hub::Role::Player, Some(key.clone()));
                         self.role = Role::Player {
                             sub,
                             _gauge: PlayerGauge::new(Protocol::Rtmp),
@@ -330,11 +349,13 @@ impl Conn {
             ServerEvent::Unpublish { .. } => {
                 if matches!(self.role, Role::Publisher(_)) {
                     self.role = Role::None;
+                    self.registration.set_stream(hub::Role::Unknown, None);
                 }
             }
             ServerEvent::StopPlay { .. } => {
                 if matches!(self.role, Role::Player { .. }) {
                     self.role = Role::None;
+                    self.registration.set_stream(hub::Role::Unknown, None);
                 }
             }
             ServerEvent::Metadata {

@@ -90,3 +90,142 @@ pub async fn serve(
     drop(listener);
     while tasks.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use ferrocast_proto::rtmp::session::{
+        parse_rtmp_url, ClientEvent, ClientMode, ClientSession, SessionConfig,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::hub::{HubConfig, Role, StreamKey};
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn settings() -> Arc<RtmpSettings> {
+        Arc::new(RtmpSettings {
+            session: SessionConfig::default(),
+            handshake_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            flush_interval: Duration::ZERO,
+            tcp_nodelay: true,
+            write_timeout: Duration::from_secs(5),
+        })
+    }
+
+    async fn start() -> (Arc<Hub>, SocketAddr, watch::Sender<bool>) {
+        let hub = Hub::new(HubConfig {
+            gop_cache: true,
+            gop_cache_max_frames: 16,
+            gop_cache_max_bytes: 1 << 20,
+            queue_len: 64,
+            slow_player_timeout: Duration::from_secs(5),
+            continue_push: Duration::ZERO,
+            max_stream_wait: Duration::from_secs(5),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(serve(listener, hub.clone(), settings(), 16, stopped));
+        (hub, addr, stop)
+    }
+
+    /// A client that publishes or plays `live/k` until the server says it started.
+    async fn started_client(addr: SocketAddr, mode: ClientMode) -> TcpStream {
+        let url = format!("rtmp://{addr}/live/k");
+        let (_, _, target) = parse_rtmp_url(&url, mode).unwrap();
+        let mut session = ClientSession::new(SessionConfig::default(), target, 0, 7, false);
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let work = async {
+            loop {
+                while let Some(b) = session.poll_output() {
+                    sock.write_all(&b).await.unwrap();
+                }
+                while let Some(e) = session.poll_event() {
+                    if matches!(e, ClientEvent::Started { .. }) {
+                        return;
+                    }
+                }
+                let n = sock.read(&mut buf).await.unwrap();
+                assert!(n > 0, "server closed the connection");
+                session.handle_input(&buf[..n]).unwrap();
+            }
+        };
+        tokio::time::timeout(WAIT, work).await.expect("started");
+        sock
+    }
+
+    /// Reads until the server closes the connection.
+    async fn closed_by_server(sock: &mut TcpStream) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let closed = async {
+            loop {
+                match sock.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, closed)
+            .await
+            .expect("server closes a kicked session");
+    }
+
+    async fn wait_for(hub: &Hub, what: impl Fn(&[crate::hub::SessionInfo]) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !what(&hub.sessions()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                hub.sessions()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn kicking_a_handshaking_connection_closes_it() {
+        let (hub, addr, _stop) = start().await;
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let local = sock.local_addr().unwrap();
+        wait_for(&hub, |s| s.len() == 1).await;
+        let s = &hub.sessions()[0];
+        assert_eq!(
+            (s.schema, s.role, s.key.clone()),
+            ("rtmp", Role::Unknown, None)
+        );
+        assert_eq!((s.peer, s.local), (local, addr));
+        assert!(hub.kick_session(s.id));
+        closed_by_server(&mut sock).await;
+        wait_for(&hub, |s| s.is_empty()).await;
+    }
+
+    #[tokio::test]
+    async fn kicking_a_player_or_a_publisher_closes_that_session_only() {
+        let (hub, addr, _stop) = start().await;
+        let key = StreamKey::new(None, "live", "k");
+        let mut publisher = started_client(addr, ClientMode::Publish).await;
+        let mut player = started_client(addr, ClientMode::Play).await;
+        let sessions = hub.sessions();
+        assert_eq!(sessions.len(), 2);
+        let (p, v) = (&sessions[0], &sessions[1]);
+        assert_eq!((p.role, p.key.as_ref()), (Role::Publisher, Some(&key)));
+        assert_eq!((v.role, v.key.as_ref()), (Role::Player, Some(&key)));
+        assert_eq!(p.peer, publisher.local_addr().unwrap());
+
+        assert!(hub.kick_session(v.id));
+        closed_by_server(&mut player).await;
+        wait_for(&hub, |s| s.len() == 1 && s[0].id == p.id).await;
+        assert!(hub.find(&key).is_some(), "the publisher goes on");
+
+        assert!(hub.kick_session(p.id));
+        closed_by_server(&mut publisher).await;
+        wait_for(&hub, |s| s.is_empty()).await;
+        assert!(!hub.kick_session(p.id));
+    }
+}

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -252,6 +252,11 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts the server with `toml` as its config file and waits until it accepts.
     pub fn start(name: &str, toml: &str) -> Server {
+        Server::start_wrapped(name, toml, &[])
+    }
+
+    /// Like [`Server::start`], run under `wrapper` (e.g. `prlimit --fsize=N --`).
+    pub fn start_wrapped(name: &str, toml: &str, wrapper: &[&str]) -> Server {
         let dir = TestDir::new(name);
         let config = dir.join("c.toml");
         fs::write(&config, toml).expect("write config");
@@ -262,7 +267,15 @@ impl Server {
             let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
             let log_path = dir.join(&format!("ferrocast-{attempt}.log"));
             let log = File::create(&log_path).expect("create server log");
-            let mut child = Command::new(FERROCAST)
+            let mut cmd = match wrapper.split_first() {
+                Some((program, args)) => {
+                    let mut c = Command::new(program);
+                    c.args(args).arg(FERROCAST);
+                    c
+                }
+                None => Command::new(FERROCAST),
+            };
+            let mut child = cmd
                 .arg("--rtmp")
                 .arg(rtmp.to_string())
                 .arg("--http")
@@ -359,6 +372,14 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the exit; `None` if still running.
+    /// SIGKILL (a crash), then reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let child = self.child.as_mut()?;
         let _ = Command::new("kill")
@@ -1270,4 +1291,88 @@ pub fn stream_packet_counts(path: &Path, format: Option<&str>) -> Counts {
         }
     }
     c
+}
+
+// ---------------------------------------------------------------------------------
+// The HTTP API
+// ---------------------------------------------------------------------------------
+
+/// One API call: GET with a query, or POST with a form or JSON body.
+pub fn api_call(
+    server: &Server,
+    method: &str,
+    name: &str,
+    query: &str,
+    body: Option<(&str, &str)>,
+) -> serde_json::Value {
+    let path = if query.is_empty() {
+        format!("/index/api/{name}")
+    } else {
+        format!("/index/api/{name}?{query}")
+    };
+    let mut s = TcpStream::connect_timeout(&server.http, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some((ct, b)) = body {
+        req.push_str(&format!(
+            "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ));
+    } else {
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("bad response {text:?}"));
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "API answers 200 always: {head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: body is not JSON ({e}): {body}"))
+}
+
+pub fn api(server: &Server, name: &str, query: &str) -> serde_json::Value {
+    api_call(server, "GET", name, query, None)
+}
+
+pub fn api_code(v: &serde_json::Value) -> i64 {
+    v["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no code in {v}"))
+}
+
+/// Waits (15 s at most) until `live/{stream}` is published, asking the API.
+pub fn wait_online_with(server: &Server, secret: &str, stream: &str) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(15) {
+        let v = api(
+            server,
+            "isMediaOnline",
+            &format!("secret={secret}&schema=rtmp&app=live&stream={stream}"),
+        );
+        if v["online"] == serde_json::Value::Bool(true) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("stream {stream} never came online");
+}
+
+/// The sum of a Prometheus metric's samples whose labels contain all of `labels`.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

@@ -1,0 +1,627 @@
+//! Recording: MP4 files and HLS recordings of live streams.
+//!
+//! A recording is an internal subscriber of the stream (like the live HLS muxer): it
+//! sees the GOP cache first, so it starts on the latest keyframe, at most one GOP
+//! before `startRecord`. It keeps going across a publisher reconnect within
+//! `continue_push` (same subscription), and is finished when the stream ends, on
+//! `stopRecord`, and on shutdown ([`Recorder::shutdown`]).
+//!
+//! * MP4 ([`mp4`]): fragmented while recording, so a file cut by a crash plays up to
+//!   its last fragment; finished in place with a complete index (moov at the end)
+//!   on stop and on rotation every `max_second`.
+//! * HLS ([`hls`]): MPEG-TS segments that are never deleted and an EVENT playlist,
+//!   rewritten after each segment, that gets `#EXT-X-ENDLIST` on stop (VOD).
+//!
+//! A write error (a full disk) stops that recording with one logged error and a
+//! state the API shows ([`Recorder::last_error`]); nothing else is disturbed.
+//!
+//! Every file started and finished is announced as a [`RecordEvent`] (what the
+//! on_record_mp4 / on_record_ts webhooks will send).
+
+pub mod hls;
+pub mod mp4;
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::hub::{Hub, Stream, StreamKey};
+
+/// What is recorded (startRecord's `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    Hls,
+    Mp4,
+}
+
+impl RecordKind {
+    /// ZLMediaKit's `type` parameter: 0 HLS, 1 MP4.
+    pub fn from_type(t: &str) -> Option<Self> {
+        match t.trim() {
+            "0" => Some(RecordKind::Hls),
+            "1" => Some(RecordKind::Mp4),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RecordKind::Hls => "hls",
+            RecordKind::Mp4 => "mp4",
+        }
+    }
+}
+
+/// Settings read when a recording starts (so `setServerConfig` applies to the next one).
+#[derive(Debug, Clone)]
+pub struct RecordSettings {
+    pub root: PathBuf,
+    pub max_second: u64,
+    pub fragment_ms: u32,
+    pub hls_segment_ms: u32,
+    pub auto_mp4_apps: Vec<String>,
+    pub auto_hls_apps: Vec<String>,
+}
+
+impl RecordSettings {
+    pub fn from_config(c: &Config) -> Self {
+        RecordSettings {
+            root: c.record_dir(),
+            max_second: c.record.max_second,
+            fragment_ms: c.record.fragment_ms,
+            hls_segment_ms: c.record.hls_segment_ms,
+            auto_mp4_apps: c.record.auto_mp4_apps.clone(),
+            auto_hls_apps: c.record.auto_hls_apps.clone(),
+        }
+    }
+}
+
+/// A file of a recording started or finished.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordEvent {
+    FileStarted {
+        kind: RecordKind,
+        key: StreamKey,
+        path: PathBuf,
+        start_unix: u64,
+    },
+    /// An MP4 file, an HLS segment (`kind` Hls, `.ts` path) or an HLS recording's
+    /// playlist (`.m3u8` path, on its end) is complete.
+    FileFinished {
+        kind: RecordKind,
+        key: StreamKey,
+        path: PathBuf,
+        start_unix: u64,
+        duration_ms: u64,
+        size: u64,
+    },
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum RecordError {
+    #[error("can not find the stream")]
+    StreamNotFound,
+    #[error("invalid customized_path: {0}")]
+    BadPath(String),
+}
+
+/// Options of one recording.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Where this recording's `{app}/{stream}/...` tree goes.
+    pub root: PathBuf,
+    pub max_second: u64,
+    pub fragment_ms: u32,
+    pub hls_segment_ms: u32,
+}
+
+struct Active {
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Inner {
+    hub: Arc<Hub>,
+    settings: RwLock<RecordSettings>,
+    active: Mutex<HashMap<(StreamKey, RecordKind), Arc<Active>>>,
+    errors: Mutex<HashMap<(StreamKey, RecordKind), String>>,
+    events: broadcast::Sender<RecordEvent>,
+}
+
+/// All recordings of the server.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+/// What a recording task is given.
+pub(crate) struct TaskContext {
+    pub key: StreamKey,
+    pub opts: StartOptions,
+    pub events: broadcast::Sender<RecordEvent>,
+}
+
+impl TaskContext {
+    pub fn emit(&self, e: RecordEvent) {
+        match &e {
+            RecordEvent::FileStarted { kind, path, .. } => {
+                tracing::info!(stream = %self.key, kind = kind.label(), path = %path.display(), "recording file started")
+            }
+            RecordEvent::FileFinished {
+                kind,
+                path,
+                duration_ms,
+                size,
+                ..
+            } => {
+                tracing::info!(stream = %self.key, kind = kind.label(), path = %path.display(), duration_ms, size, "recording file finished")
+            }
+        }
+        let _ = self.events.send(e);
+    }
+
+    /// `{root}/{app}/{stream}/{YYYY-MM-DD}/{HH-MM-SS}{ext}`, with a suffix if that
+    /// name is taken (two files started within one second).
+    pub fn new_path(&self, start_unix: u64, ext: &str) -> PathBuf {
+        let (date, time) = date_time(start_unix);
+        let dir = self
+            .opts
+            .root
+            .join(&self.key.app)
+            .join(&self.key.stream)
+            .join(date);
+        let mut path = dir.join(format!("{time}{ext}"));
+        let mut n = 1;
+        while path.exists() {
+            path = dir.join(format!("{time}-{n}{ext}"));
+            n += 1;
+        }
+        path
+    }
+}
+
+impl Recorder {
+    pub fn new(hub: Arc<Hub>, settings: RecordSettings) -> Self {
+        Recorder {
+            inner: Arc::new(Inner {
+                hub,
+                settings: RwLock::new(settings),
+                active: Mutex::new(HashMap::new()),
+                errors: Mutex::new(HashMap::new()),
+                events: broadcast::channel(256).0,
+            }),
+        }
+    }
+
+    /// Starts the per-app automatic recordings of every new stream.
+    pub fn attach(&self) {
+        let me = self.clone();
+        self.inner.hub.add_on_new_stream(move |stream| {
+            let s = me.settings();
+            for (apps, kind) in [
+                (&s.auto_mp4_apps, RecordKind::Mp4),
+                (&s.auto_hls_apps, RecordKind::Hls),
+            ] {
+                if apps.iter().any(|a| *a == stream.key.app) {
+                    me.start_on(stream.clone(), kind, me.default_options());
+                }
+            }
+        });
+    }
+
+    pub fn settings(&self) -> RecordSettings {
+        self.inner.settings.read().unwrap().clone()
+    }
+
+    pub fn set_settings(&self, s: RecordSettings) {
+        *self.inner.settings.write().unwrap() = s;
+    }
+
+    pub fn subscribe_events(&self) -> broadcast::Receiver<RecordEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn default_options(&self) -> StartOptions {
+        let s = self.settings();
+        StartOptions {
+            root: s.root,
+            max_second: s.max_second,
+            fragment_ms: s.fragment_ms,
+            hls_segment_ms: s.hls_segment_ms,
+        }
+    }
+
+    /// The record root for a `customized_path` (relative, inside the record dir).
+    pub fn root_for(&self, customized_path: Option<&str>) -> Result<PathBuf, RecordError> {
+        let root = self.settings().root;
+        match customized_path.map(str::trim).filter(|p| !p.is_empty()) {
+            None => Ok(root),
+            Some(p) => Ok(root.join(safe_relative(p)?)),
+        }
+    }
+
+    /// startRecord. `Ok(false)`: it was already recording (nothing changes).
+    pub fn start(
+        &self,
+        key: &StreamKey,
+        kind: RecordKind,
+        customized_path: Option<&str>,
+        max_second: Option<u64>,
+    ) -> Result<bool, RecordError> {
+        let root = self.root_for(customized_path)?;
+        let stream = self
+            .inner
+            .hub
+            .find(key)
+            .ok_or(RecordError::StreamNotFound)?;
+        let mut opts = self.default_options();
+        opts.root = root;
+        if let Some(m) = max_second.filter(|m| *m > 0) {
+            opts.max_second = m.clamp(10, 86_400);
+        }
+        Ok(self.start_on(stream, kind, opts))
+    }
+
+    fn start_on(&self, stream: Arc<Stream>, kind: RecordKind, opts: StartOptions) -> bool {
+        let key = stream.key.clone();
+        let mut active = self.inner.active.lock().unwrap();
+        if active.contains_key(&(key.clone(), kind)) {
+            return false;
+        }
+        let Some(sub) = self.inner.hub.subscribe_internal(&stream) else {
+            return false;
+        };
+        self.inner
+            .errors
+            .lock()
+            .unwrap()
+            .remove(&(key.clone(), kind));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let entry = Arc::new(Active {
+            stop: stop_tx,
+            task: Mutex::new(None),
+        });
+        active.insert((key.clone(), kind), entry.clone());
+        drop(active);
+        tracing::info!(stream = %key, kind = kind.label(), root = %opts.root.display(), "recording started");
+        crate::metrics::recording_started(kind.label());
+        let ctx = TaskContext {
+            key: key.clone(),
+            opts,
+            events: self.inner.events.clone(),
+        };
+        let inner = self.inner.clone();
+        let me = entry.clone();
+        let handle = tokio::spawn(async move {
+            let result = match kind {
+                RecordKind::Mp4 => mp4::run(&ctx, sub, stop_rx).await,
+                RecordKind::Hls => hls::run(&ctx, sub, stop_rx).await,
+            };
+            crate::metrics::recording_ended(kind.label(), result.is_err());
+            match result {
+                Ok(()) => {
+                    tracing::info!(stream = %ctx.key, kind = kind.label(), "recording ended")
+                }
+                Err(e) => {
+                    tracing::error!(stream = %ctx.key, kind = kind.label(), error = %e, "recording stopped by a write error");
+                    inner
+                        .errors
+                        .lock()
+                        .unwrap()
+                        .insert((ctx.key.clone(), kind), e.to_string());
+                }
+            }
+            let mut active = inner.active.lock().unwrap();
+            if active
+                .get(&(ctx.key.clone(), kind))
+                .is_some_and(|a| Arc::ptr_eq(a, &me))
+            {
+                active.remove(&(ctx.key.clone(), kind));
+            }
+        });
+        *entry.task.lock().unwrap() = Some(handle);
+        true
+    }
+
+    /// stopRecord: finishes the recording and returns once its files are complete.
+    /// `false` if it was not recording.
+    pub async fn stop(&self, key: &StreamKey, kind: RecordKind) -> bool {
+        let entry = self
+            .inner
+            .active
+            .lock()
+            .unwrap()
+            .remove(&(key.clone(), kind));
+        let Some(entry) = entry else {
+            return false;
+        };
+        finish(entry).await;
+        true
+    }
+
+    pub fn is_recording(&self, key: &StreamKey, kind: RecordKind) -> bool {
+        self.inner
+            .active
+            .lock()
+            .unwrap()
+            .contains_key(&(key.clone(), kind))
+    }
+
+    /// Why the last recording of this kind stopped on its own, if it failed.
+    pub fn last_error(&self, key: &StreamKey, kind: RecordKind) -> Option<String> {
+        self.inner
+            .errors
+            .lock()
+            .unwrap()
+            .get(&(key.clone(), kind))
+            .cloned()
+    }
+
+    pub fn in_progress(&self) -> usize {
+        self.inner.active.lock().unwrap().len()
+    }
+
+    /// Finishes every recording (on shutdown).
+    pub async fn shutdown(&self) {
+        let all: Vec<_> = self.inner.active.lock().unwrap().drain().collect();
+        if !all.is_empty() {
+            tracing::info!(count = all.len(), "finishing recordings");
+        }
+        futures_util::future::join_all(all.into_iter().map(|(_, e)| finish(e))).await;
+    }
+
+    /// getMP4RecordFile: without `period`, the days that have MP4 recordings; with
+    /// it (`YYYY-MM-DD`), that day's files. Returns (paths, root dir).
+    pub fn list_mp4(
+        &self,
+        key: &StreamKey,
+        period: Option<&str>,
+        customized_path: Option<&str>,
+    ) -> Result<(Vec<String>, PathBuf), RecordError> {
+        let root = self
+            .root_for(customized_path)?
+            .join(&key.app)
+            .join(&key.stream);
+        let names = |dir: &Path, want_dir: bool| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() == want_dir))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect();
+            v.sort();
+            v
+        };
+        match period.map(str::trim).filter(|p| !p.is_empty()) {
+            None => {
+                let days = names(&root, true)
+                    .into_iter()
+                    .filter(|d| is_date(d))
+                    .filter(|d| {
+                        names(&root.join(d), false)
+                            .iter()
+                            .any(|f| f.ends_with(".mp4"))
+                    })
+                    .collect();
+                Ok((days, root))
+            }
+            Some(day) => {
+                if !is_date(day) {
+                    return Err(RecordError::BadPath(format!(
+                        "period {day:?} is not YYYY-MM-DD"
+                    )));
+                }
+                let dir = root.join(day);
+                let files = names(&dir, false)
+                    .into_iter()
+                    .filter(|f| f.ends_with(".mp4"))
+                    .collect();
+                Ok((files, dir))
+            }
+        }
+    }
+}
+
+async fn finish(entry: Arc<Active>) {
+    entry.stop.send_replace(true);
+    let task = entry.task.lock().unwrap().take();
+    if let Some(t) = task {
+        let _ = t.await;
+    }
+}
+
+/// A `customized_path` as a path relative to the record dir: no root, no `..`.
+fn safe_relative(p: &str) -> Result<PathBuf, RecordError> {
+    if p.len() > 512 {
+        return Err(RecordError::BadPath("longer than 512 bytes".into()));
+    }
+    let mut out = PathBuf::new();
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(RecordError::BadPath(format!(
+                    "{p:?} leaves the record directory"
+                )))
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(RecordError::BadPath(format!(
+                    "{p:?} is absolute; it must be relative to the record directory"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+/// (`YYYY-MM-DD`, `HH-MM-SS`) in UTC.
+pub fn date_time(unix: u64) -> (String, String) {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{:02}-{:02}-{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+    )
+}
+
+/// Writes pieces to a file off the async threads.
+pub(crate) struct FileSink {
+    file: Option<std::fs::File>,
+    pub path: PathBuf,
+    pub written: u64,
+}
+
+impl FileSink {
+    pub async fn create(path: PathBuf) -> std::io::Result<Self> {
+        let p = path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&p)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(FileSink {
+            file: Some(file),
+            path,
+            written: 0,
+        })
+    }
+
+    fn take(&mut self) -> std::io::Result<std::fs::File> {
+        self.file
+            .take()
+            .ok_or_else(|| std::io::Error::other("file closed after an earlier error"))
+    }
+
+    /// Appends `pieces` in order. On a write error (a full disk) the file is cut
+    /// back to where this append began, so it never ends in half a fragment header
+    /// (a player could not open it) but at the end of the last whole fragment.
+    pub async fn append(&mut self, pieces: Vec<bytes::Bytes>) -> std::io::Result<()> {
+        if pieces.is_empty() {
+            return Ok(());
+        }
+        let mut f = self.take()?;
+        let start = self.written;
+        let (f, r) = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut n = 0u64;
+            for p in &pieces {
+                if let Err(e) = f.write_all(p) {
+                    let _ = f.set_len(start);
+                    return (f, Err(e));
+                }
+                n += p.len() as u64;
+            }
+            (f, Ok(n))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        self.written += r?;
+        self.file = Some(f);
+        Ok(())
+    }
+
+    /// Overwrites bytes at absolute offsets, then flushes the file to disk.
+    pub async fn patch_and_sync(&mut self, patches: Vec<(u64, [u8; 4])>) -> std::io::Result<()> {
+        let f = self.take()?;
+        let (f, r) = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let r = (|| {
+                f.sync_data()?;
+                for (off, b) in &patches {
+                    f.write_all_at(b, *off)?;
+                }
+                f.sync_data()
+            })();
+            (f, r)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        self.file = Some(f);
+        r
+    }
+
+    pub async fn sync(&mut self) -> std::io::Result<()> {
+        self.patch_and_sync(Vec::new()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_utc() {
+        assert_eq!(date_time(0), ("1970-01-01".into(), "00-00-00".into()));
+        // 2026-11-24 10:57:21 UTC
+        assert_eq!(
+            date_time(1_795_517_841),
+            ("2026-11-24".into(), "10-57-21".into())
+        );
+        // 2024-02-29 23:59:59 UTC (leap day)
+        assert_eq!(
+            date_time(1_709_251_199),
+            ("2024-02-29".into(), "23-59-59".into())
+        );
+    }
+
+    #[test]
+    fn customized_path_stays_inside() {
+        assert_eq!(safe_relative("a/b").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(safe_relative("./a").unwrap(), PathBuf::from("a"));
+        assert!(safe_relative("../x").is_err());
+        assert!(safe_relative("a/../../x").is_err());
+        assert!(safe_relative("/etc").is_err());
+        assert!(safe_relative(&"a".repeat(600)).is_err());
+    }
+
+    #[test]
+    fn record_types() {
+        assert_eq!(RecordKind::from_type("0"), Some(RecordKind::Hls));
+        assert_eq!(RecordKind::from_type("1"), Some(RecordKind::Mp4));
+        assert_eq!(RecordKind::from_type("2"), None);
+        assert!(is_date("2026-11-24"));
+        assert!(!is_date("2026-11-2x"));
+        assert!(!is_date("../../etc"));
+    }
+}
