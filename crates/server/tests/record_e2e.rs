@@ -468,3 +468,69 @@ fn a_full_disk_stops_the_recording_not_the_server() {
     player.wait_success(Duration::from_secs(20));
     assert!(stream_packet_counts(&out, None).video >= 25);
 }
+
+#[test]
+fn recordings_are_finished_when_the_stream_ends() {
+    let server = Server::start(
+        "rec_end",
+        &config("[general]\ncontinue_push_ms = 500\n[record]\nhls_segment_ms = 1000\n"),
+    );
+    let mut publisher = publish_short_gop(&server, "pub", "cam", 5);
+    wait_online_with(&server, SECRET, "cam");
+    let custom = "&customized_path=matches/final";
+    for t in ["0", "1"] {
+        let v = api(
+            &server,
+            "startRecord",
+            &q("cam", &format!("&type={t}{custom}")),
+        );
+        assert_eq!(api_code(&v), 0, "{v}");
+    }
+    publisher.wait_success(Duration::from_secs(20));
+    // No stopRecord: the stream's end (after continue_push) finishes both.
+    let t = Instant::now();
+    while ["0", "1"]
+        .iter()
+        .any(|ty| api(&server, "isRecording", &q("cam", &format!("&type={ty}")))["status"] == true)
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "recordings still running after the stream ended"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The MP4 is under the customized path and listed with it, finished.
+    assert!(
+        recorded_files(&server, "cam", "").is_empty(),
+        "not in the default tree"
+    );
+    let files = recorded_files(&server, "cam", custom);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0]
+        .0
+        .starts_with(server.dir.join("data/record/matches/final/live/cam")));
+    assert!(
+        files[0].1.starts_with("/record/matches/final/live/cam/"),
+        "{}",
+        files[0].1
+    );
+    assert_eq!(
+        top_level_boxes(&files[0].0).last().map(String::as_str),
+        Some("moov")
+    );
+    let d = format_duration(&files[0].0);
+    assert!(d > 2.0 && d < 6.0, "{d}");
+    // The HLS recording got its ENDLIST.
+    let day = files[0].0.parent().unwrap();
+    let hls: Vec<PathBuf> = std::fs::read_dir(day)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("index.m3u8"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(hls.len(), 1, "{hls:?}");
+    let text = std::fs::read_to_string(&hls[0]).unwrap();
+    assert!(text.trim_end().ends_with("#EXT-X-ENDLIST"), "{text}");
+    assert_eq!(decode_errors(&hls[0], None), "");
+    server.wait_for_log(&["recording file finished"], Duration::from_secs(1));
+}
