@@ -9,20 +9,25 @@
 // not blank, and saves `<out-dir>/<p>.png`. Exits 0 when both play; otherwise prints
 // what went wrong (player errors, page console, state) and exits 1.
 //
-// The browser is the system's (`/usr/bin/chromium`): playwright-core never downloads one.
+// Browser start-up, page sampling and the picture check live in lib.mjs.
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  EXPECTED_SIZE,
+  MAX_STEP_S,
+  POLL_MS,
+  checkPicture,
+  gotoPlayer,
+  launchBrowser,
+  openPage,
+  samplePlayer,
+  screenshot,
+} from './lib.mjs';
 
 const PROTOCOLS = ['hls', 'flv'];
 const NEED_PLAYED_S = 5;
 const TIMEOUT_MS = 40_000;
-const POLL_MS = 250;
-// currentTime steps larger than this between two polls are seeks (hls.js jumping to
-// the live edge, gap skipping), not playback, and do not count.
-const MAX_STEP_S = 1.5;
-const EXPECTED_SIZE = [640, 360];
 
 const [baseUrl, outDir, name = 'live/b'] = process.argv.slice(2);
 if (!baseUrl || !outDir) {
@@ -32,27 +37,7 @@ if (!baseUrl || !outDir) {
 const [app, stream] = name.split('/');
 fs.mkdirSync(outDir, { recursive: true });
 
-const EXECUTABLE = '/usr/bin/chromium';
-if (!fs.existsSync(EXECUTABLE)) {
-  console.error(`FAIL: ${EXECUTABLE} not found: install the Debian package \`chromium\``);
-  process.exit(1);
-}
-
-const browser = await chromium.launch({
-  executablePath: EXECUTABLE,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    // The machine has no network but the package registries: no QUIC attempts either.
-    '--disable-quic',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
-console.log(`chromium ${browser.version()}`);
+const browser = await launchBrowser();
 
 const failures = [];
 try {
@@ -71,41 +56,19 @@ console.log('OK: every protocol played');
 
 // Plays one protocol in a fresh page; returns a failure message, or null.
 async function playOne(proto) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const consoleLines = [];
-  page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
-  page.on('requestfailed', (r) =>
-    consoleLines.push(`[requestfailed] ${r.url()} ${r.failure()?.errorText ?? ''}`),
-  );
+  const { page, lines: consoleLines } = await openPage(browser);
   const url = `${baseUrl}/?app=${app}&stream=${stream}&proto=${proto}&autoplay=1`;
   console.log(`${proto}: opening ${url}`);
   const started = Date.now();
   let failure = null;
   let sample = null;
   try {
-    await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
-    await page.waitForFunction(() => window.ferrocastPlayer && window.ferrocastPlayer.video, null, {
-      timeout: 10_000,
-    });
+    await gotoPlayer(page, url);
     let played = 0;
     let last = null;
     let firstProgressMs = null;
     while (Date.now() - started < TIMEOUT_MS) {
-      sample = await page.evaluate(() => {
-        const p = window.ferrocastPlayer;
-        return {
-          currentTime: p.video.currentTime,
-          paused: p.video.paused,
-          readyState: p.video.readyState,
-          width: p.video.videoWidth,
-          height: p.video.videoHeight,
-          proto: p.proto,
-          fatal: p.fatal,
-          errors: p.errors,
-          state: document.body.dataset.state,
-        };
-      });
+      sample = await samplePlayer(page);
       if (sample.fatal) {
         failure = 'fatal player error: ' + JSON.stringify(sample.errors);
         break;
@@ -140,42 +103,14 @@ async function playOne(proto) {
       failure = `ferrocastPlayer.proto is ${sample.proto}`;
     }
     if (!failure) {
-      // The decoded picture is not blank: testsrc2 is colourful, so its frame has
-      // many distinct colours and a wide spread of brightness.
-      const picture = await page.evaluate(() => {
-        const v = window.ferrocastPlayer.video;
-        const c = document.createElement('canvas');
-        c.width = 160;
-        c.height = 90;
-        const g = c.getContext('2d');
-        g.drawImage(v, 0, 0, c.width, c.height);
-        const d = g.getImageData(0, 0, c.width, c.height).data;
-        const colours = new Set();
-        let min = 255;
-        let max = 0;
-        for (let i = 0; i < d.length; i += 4) {
-          colours.add((d[i] >> 4) * 256 + (d[i + 1] >> 4) * 16 + (d[i + 2] >> 4));
-          const y = 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
-          min = Math.min(min, y);
-          max = Math.max(max, y);
-        }
-        return { colours: colours.size, min, max };
-      });
+      const picture = await checkPicture(page);
       console.log(`${proto}: picture ${JSON.stringify(picture)}`);
-      if (picture.colours < 20 || picture.max - picture.min < 100) {
-        failure = `the video frame looks blank: ${JSON.stringify(picture)}`;
-      }
+      if (picture.blank) failure = `the video frame looks blank: ${JSON.stringify(picture)}`;
     }
   } catch (e) {
     failure = `${e.name}: ${e.message}`;
   }
-  const shot = path.join(outDir, `${proto}.png`);
-  try {
-    await page.screenshot({ path: shot, fullPage: true });
-    console.log(`${proto}: screenshot ${shot}`);
-  } catch (e) {
-    console.log(`${proto}: no screenshot: ${e.message}`);
-  }
+  await screenshot(page, path.join(outDir, `${proto}.png`), proto);
   if (failure) {
     console.log(`${proto}: page console:\n  ${consoleLines.join('\n  ') || '(nothing)'}`);
   }

@@ -522,7 +522,7 @@ fn sessions_kick_config_snap_load_and_openapi() {
     let v = api(
         &server,
         "setServerConfig",
-        &format!("secret=wrong&record.max_second=60"),
+        "secret=wrong&record.max_second=60",
     );
     assert_eq!(api_code(&v), -100, "{v}");
     assert_eq!(

@@ -176,7 +176,7 @@ fn mp4_record_stop_seek_list_and_serve() {
     let v = api(
         &server,
         "startRecord",
-        &format!("secret=wrong&app=live&stream=cam&type=1"),
+        "secret=wrong&app=live&stream=cam&type=1",
     );
     assert_eq!(api_code(&v), -100, "{v}");
     let v = api(&server, "isRecording", &q("cam", "&type=1"));
