@@ -67,7 +67,10 @@ fn run_node(srv: &Server, script: &str, args: &[&str], timeout: Duration) {
     let mut node = Proc::spawn("node", "node", &argv, &srv.dir.path);
     let status = node.wait(timeout);
     let output = node.output();
-    eprintln!("{script} exited {status} after {:?}:\n{output}", started.elapsed());
+    eprintln!(
+        "{script} exited {status} after {:?}:\n{output}",
+        started.elapsed()
+    );
     assert!(
         status.success(),
         "the browser run failed ({status}); {script} said:\n{output}"
@@ -118,9 +121,8 @@ fn player_page_plays_recordings() {
     const SECRET: &str = "browser-secret";
     /// How long each recording runs, between startRecord and stopRecord.
     const RECORD_FOR: Duration = Duration::from_secs(8);
-    let q = |extra: &str| {
-        format!("secret={SECRET}&vhost=__defaultVhost__&app=live&stream=r{extra}")
-    };
+    let q =
+        |extra: &str| format!("secret={SECRET}&vhost=__defaultVhost__&app=live&stream=r{extra}");
     require_browser();
     let shots = ["record-mp4.png", "record-hls.png"];
     let artifacts = artifacts_dir(&shots);
@@ -167,10 +169,14 @@ fn player_page_plays_recordings() {
         .to_string();
     let mp4_path = PathBuf::from(v["data"]["rootPath"].as_str().unwrap())
         .join(v["data"]["paths"][0].as_str().unwrap());
-    let mp4_secs = ffprobe(&["-show_entries", "format=duration", mp4_path.to_str().unwrap()])
-        .iter()
-        .find_map(|m| m.get("duration")?.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no duration for {}", mp4_path.display()));
+    let mp4_secs = ffprobe(&[
+        "-show_entries",
+        "format=duration",
+        mp4_path.to_str().unwrap(),
+    ])
+    .iter()
+    .find_map(|m| m.get("duration")?.parse::<f64>().ok())
+    .unwrap_or_else(|| panic!("no duration for {}", mp4_path.display()));
     // A recording starts on the latest keyframe: up to one GOP (2 s) early.
     assert!(
         (recorded - 0.5..=recorded + 2.5).contains(&mp4_secs),
@@ -188,8 +194,18 @@ fn player_page_plays_recordings() {
     assert_eq!(playlists.len(), 1, "one HLS recording: {playlists:?}");
     let text = std::fs::read_to_string(&playlists[0]).unwrap();
     assert!(text.trim_end().ends_with("#EXT-X-ENDLIST"), "{text}");
-    let hls_secs: f64 = parse_playlist(&text).entries.iter().map(|e| e.duration).sum();
-    let time = playlists[0].parent().unwrap().file_name().unwrap().to_str().unwrap();
+    let hls_secs: f64 = parse_playlist(&text)
+        .entries
+        .iter()
+        .map(|e| e.duration)
+        .sum();
+    let time = playlists[0]
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
     let hls_url = format!("/record/live/r/{day}/{time}/index.m3u8");
 
     run_node(
