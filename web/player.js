@@ -67,7 +67,7 @@
   // `errors`, `fatal`, `hls` and `flv` are reset each time a stream starts.
   const player = {
     video,
-    proto: null, // 'hls' | 'flv' | 'wsflv' | null
+    proto: null, // 'hls' | 'flv' | 'wsflv' | 'record' | null
     app: null,
     stream: null,
     url: null, // the playback URL in use
@@ -107,7 +107,9 @@
 
   function playbackUrl(proto, app, stream) {
     const path = streamPath(app, stream);
-    if (proto === 'hls') return absoluteUrl(path + '/hls.m3u8');
+    // The master playlist: the source and its transcoded renditions (just the source
+    // when the stream is not transcoded); hls.js switches between them.
+    if (proto === 'hls') return absoluteUrl(path + '/master.m3u8');
     const flv = absoluteUrl(path + '.live.flv');
     // http -> ws, https -> wss: same host, port and path.
     return proto === 'wsflv' ? flv.replace(/^http/, 'ws') : flv;

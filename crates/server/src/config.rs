@@ -39,6 +39,110 @@ pub struct Config {
     pub hls: HlsConfig,
     pub api: ApiConfig,
     pub record: RecordConfig,
+    pub proxy: ProxyConfig,
+    pub transcode: TranscodeConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TranscodeConfig {
+    pub max_concurrent: usize,
+    pub ffmpeg: String,
+    pub encoder: String,
+    pub preset: String,
+    pub extra_args: Vec<String>,
+    pub restart_delay_ms: u64,
+    pub restart_max_delay_ms: u64,
+    /// app -> ladder name: every stream of the app is transcoded.
+    pub apps: std::collections::BTreeMap<String, String>,
+    pub ladders: std::collections::BTreeMap<String, Ladder>,
+}
+
+/// A transcoding ladder: the renditions made of a source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ladder {
+    pub audio_kbps: u32,
+    pub rungs: Vec<Rung>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rung {
+    /// Suffix of the rendition's stream name: `{stream}_{name}`.
+    pub name: String,
+    pub height: u32,
+    pub video_kbps: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    pub pull: Vec<PullSpec>,
+    pub push: Vec<PushSpec>,
+    pub retry_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+    pub timeout_ms: u64,
+    pub stream_none_reader_delay_ms: u64,
+    pub tls_ca_file: String,
+}
+
+fn default_vhost() -> String {
+    crate::hub::DEFAULT_VHOST.to_owned()
+}
+fn forever() -> i64 {
+    -1
+}
+fn yes() -> bool {
+    true
+}
+
+/// A pull proxy: `url` (rtmp://, rtmps://, rtsp://) served as `{app}/{stream}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PullSpec {
+    #[serde(default = "default_vhost")]
+    pub vhost: String,
+    pub app: String,
+    pub stream: String,
+    pub url: String,
+    /// Reconnection attempts after a failure; -1: forever.
+    #[serde(default = "forever")]
+    pub retry_count: i64,
+    /// No media for this long (or no connection within it): reconnect. 0: proxy.timeout_ms.
+    #[serde(default)]
+    pub timeout_sec: u64,
+    /// Connect only while the stream has viewers.
+    #[serde(default)]
+    pub on_demand: bool,
+    /// Live HLS of this stream (when hls.enabled).
+    #[serde(default = "yes")]
+    pub enable_hls: bool,
+    /// Record it to MP4 while it plays.
+    #[serde(default)]
+    pub enable_mp4: bool,
+    /// "tcp" (interleaved) or "udp", for rtsp:// URLs.
+    #[serde(default = "default_transport")]
+    pub rtsp_transport: String,
+}
+
+fn default_transport() -> String {
+    "tcp".to_owned()
+}
+
+/// A push proxy: the local `{app}/{stream}` sent to `url` (rtmp://, rtmps://).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PushSpec {
+    #[serde(default = "default_vhost")]
+    pub vhost: String,
+    pub app: String,
+    pub stream: String,
+    pub url: String,
+    #[serde(default = "forever")]
+    pub retry_count: i64,
+    #[serde(default)]
+    pub timeout_sec: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -264,6 +368,97 @@ impl Config {
             86_400,
         )?;
         range("record.max_second", self.record.max_second, 10, 86_400)?;
+        range(
+            "transcode.max_concurrent",
+            self.transcode.max_concurrent,
+            0,
+            1024,
+        )?;
+        range(
+            "transcode.restart_max_delay_ms",
+            self.transcode.restart_max_delay_ms,
+            self.transcode.restart_delay_ms,
+            3_600_000,
+        )?;
+        for (name, ladder) in &self.transcode.ladders {
+            let bad = |message: String| ConfigError::Invalid {
+                key: "transcode.ladders",
+                message: format!("ladder {name:?}: {message}"),
+            };
+            if ladder.rungs.is_empty() {
+                return Err(bad("has no rungs".into()));
+            }
+            for r in &ladder.rungs {
+                if r.name.is_empty()
+                    || !r
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    return Err(bad(format!(
+                        "rung name {:?} must be letters, digits or '-'",
+                        r.name
+                    )));
+                }
+                if !(64..=4320).contains(&r.height) || r.height % 2 != 0 {
+                    return Err(bad(format!(
+                        "rung {}: height {} must be even, 64..=4320",
+                        r.name, r.height
+                    )));
+                }
+                if !(50..=100_000).contains(&r.video_kbps) {
+                    return Err(bad(format!(
+                        "rung {}: video_kbps {} outside 50..=100000",
+                        r.name, r.video_kbps
+                    )));
+                }
+            }
+        }
+        for (app, ladder) in &self.transcode.apps {
+            if !self.transcode.ladders.contains_key(ladder) {
+                return Err(ConfigError::Invalid {
+                    key: "transcode.apps",
+                    message: format!("app {app:?} names ladder {ladder:?}, which is not defined"),
+                });
+            }
+        }
+        range(
+            "proxy.retry_delay_ms",
+            self.proxy.retry_delay_ms,
+            10,
+            3_600_000,
+        )?;
+        range(
+            "proxy.retry_max_delay_ms",
+            self.proxy.retry_max_delay_ms,
+            self.proxy.retry_delay_ms,
+            3_600_000,
+        )?;
+        range("proxy.timeout_ms", self.proxy.timeout_ms, 500, 3_600_000)?;
+        range(
+            "proxy.stream_none_reader_delay_ms",
+            self.proxy.stream_none_reader_delay_ms,
+            0,
+            86_400_000,
+        )?;
+        for p in &self.proxy.pull {
+            crate::proxy::check_pull_url(&p.url).map_err(|message| ConfigError::Invalid {
+                key: "proxy.pull",
+                message,
+            })?;
+            if !matches!(p.rtsp_transport.as_str(), "tcp" | "udp") {
+                return Err(ConfigError::Invalid {
+                    key: "proxy.pull",
+                    message: format!("rtsp_transport {:?} is not tcp or udp", p.rtsp_transport),
+                });
+            }
+        }
+        for p in &self.proxy.push {
+            crate::proxy::check_push_url(&p.url).map_err(|message| ConfigError::Invalid {
+                key: "proxy.push",
+                message,
+            })?;
+        }
         range("record.fragment_ms", self.record.fragment_ms, 100, 10_000)?;
         range(
             "record.hls_segment_ms",

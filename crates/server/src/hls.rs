@@ -46,6 +46,8 @@ impl HlsSettings {
 pub struct HlsStore {
     settings: HlsSettings,
     streams: Mutex<HashMap<StreamKey, Arc<Mutex<Segmenter>>>>,
+    /// Streams without live HLS (a pull proxy added with enable_hls=0).
+    disabled: Mutex<std::collections::HashSet<StreamKey>>,
 }
 
 impl HlsStore {
@@ -53,7 +55,18 @@ impl HlsStore {
         Arc::new(HlsStore {
             settings,
             streams: Mutex::new(HashMap::new()),
+            disabled: Mutex::new(Default::default()),
         })
+    }
+
+    /// Turns live HLS off (or back on) for streams of this key created from now on.
+    pub fn set_enabled(&self, key: &StreamKey, enabled: bool) {
+        let mut d = self.disabled.lock().unwrap();
+        if enabled {
+            d.remove(key);
+        } else {
+            d.insert(key.clone());
+        }
     }
 
     fn get(&self, key: &StreamKey) -> Option<Arc<Mutex<Segmenter>>> {
@@ -84,6 +97,9 @@ pub fn attach(hub: &Arc<Hub>, store: &Arc<HlsStore>) {
         else {
             return;
         };
+        if store.disabled.lock().unwrap().contains(&stream.key) {
+            return;
+        }
         rt.spawn(run_stream(hub, store.clone(), stream.clone()));
     });
 }

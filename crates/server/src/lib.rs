@@ -8,6 +8,7 @@ pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod proxy;
 pub mod record;
 pub mod rtmp;
 
@@ -56,6 +57,13 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
     hls::attach(&hub, &hls_store);
     let recorder = record::Recorder::new(hub.clone(), record::RecordSettings::from_config(&config));
     recorder.attach();
+    let proxies = proxy::manager::ProxyManager::new(
+        hub.clone(),
+        hls_store.clone(),
+        recorder.clone(),
+        proxy::manager::ProxySettings::from_config(&config),
+    );
+    proxies.start(&config);
     let mut rtmp_task = tokio::spawn(rtmp::serve(
         rtmp_listener,
         hub.clone(),
@@ -71,8 +79,15 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         shutdown: stop_rx.clone(),
         metrics: metrics::install(),
         local: http_addr,
+        renditions: Arc::new(|_| Vec::new()),
     };
-    let api_state = api::ApiState::new(hub.clone(), recorder.clone(), config.clone(), config_path);
+    let api_state = api::ApiState::new(
+        hub.clone(),
+        recorder.clone(),
+        proxies.clone(),
+        config.clone(),
+        config_path,
+    );
     let mut extra = api::routes(api_state);
     if config.record.serve_http {
         // Recordings with Range (seeking), conditional requests and no path escapes.
@@ -116,7 +131,10 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
             let _ = rtmp_task.await;
             let _ = http_task.await;
         };
-        tokio::join!(sessions, recordings);
+        let proxies = async {
+            let _ = tokio::time::timeout(RECORD_FINISH_GRACE, proxies.shutdown()).await;
+        };
+        tokio::join!(sessions, recordings, proxies);
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, both).await.is_err() {
         tracing::warn!("sessions did not end within {SHUTDOWN_GRACE:?}; exiting anyway");

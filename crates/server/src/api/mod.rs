@@ -33,7 +33,9 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
+use crate::config::{PullSpec, PushSpec};
 use crate::hub::{Hub, Role, SessionInfo, Stream, StreamKey};
+use crate::proxy::manager::ProxyManager;
 use crate::record::{RecordError, RecordKind, RecordSettings, Recorder};
 
 /// The OpenAPI 3 description of the API, served at `/index/api/openapi.json`.
@@ -62,6 +64,13 @@ pub const API_LIST: &[&str] = &[
     "setServerConfig",
     "getThreadsLoad",
     "getSnap",
+    "addStreamProxy",
+    "delStreamProxy",
+    "listStreamProxy",
+    "getProxyInfo",
+    "addStreamPusherProxy",
+    "delStreamPusherProxy",
+    "listStreamPusherProxy",
 ];
 
 /// Address ranges allowed to call the API.
@@ -105,6 +114,7 @@ impl IpRanges {
 pub struct ApiState {
     pub hub: Arc<Hub>,
     pub recorder: Recorder,
+    pub proxies: ProxyManager,
     config: RwLock<Config>,
     /// The operator's config file, where setServerConfig writes changes back.
     config_path: Option<PathBuf>,
@@ -119,6 +129,7 @@ impl ApiState {
     pub fn new(
         hub: Arc<Hub>,
         recorder: Recorder,
+        proxies: ProxyManager,
         config: Config,
         config_path: Option<PathBuf>,
     ) -> Arc<Self> {
@@ -133,6 +144,7 @@ impl ApiState {
         Arc::new(ApiState {
             hub,
             recorder,
+            proxies,
             config: RwLock::new(config),
             config_path,
             secret: RwLock::new(secret),
@@ -469,8 +481,78 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
                 Err(e) => fail(-1, e),
             }
         }
+        "addStreamProxy" => {
+            let spec = PullSpec {
+                vhost: p
+                    .get("vhost")
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| crate::hub::DEFAULT_VHOST.to_owned()),
+                app: required(p, "app")?.to_owned(),
+                stream: required(p, "stream")?.to_owned(),
+                url: required(p, "url")?.to_owned(),
+                retry_count: int_param(p, "retry_count", -1)?,
+                timeout_sec: int_param(p, "timeout_sec", 0)?.max(0) as u64,
+                on_demand: flag(p, "on_demand"),
+                enable_hls: p.get("enable_hls").is_none_or(|_| flag(p, "enable_hls")),
+                enable_mp4: flag(p, "enable_mp4"),
+                rtsp_transport: match p.get("rtp_type").map(String::as_str) {
+                    None | Some("" | "0") => "tcp".to_owned(),
+                    Some("1") => "udp".to_owned(),
+                    Some(_) => {
+                        return Err(fail(-300, "invalid parameter rtp_type: 0 (TCP) or 1 (UDP)"))
+                    }
+                },
+            };
+            match st.proxies.add_pull(spec, true) {
+                Ok(key) => reply(json!({"code": 0, "data": {"key": key}})),
+                Err((code, msg)) => fail(code, msg),
+            }
+        }
+        "delStreamProxy" => {
+            let flag = st.proxies.del_pull(required(p, "key")?).await;
+            reply(json!({"code": 0, "data": {"flag": flag}}))
+        }
+        "listStreamProxy" => reply(json!({"code": 0, "data": st.proxies.list_pulls()})),
+        "getProxyInfo" => match st.proxies.pull_info(required(p, "key")?) {
+            Some(info) => reply(json!({"code": 0, "data": info})),
+            None => fail(-500, "can not find the proxy"),
+        },
+        "addStreamPusherProxy" => {
+            let spec = PushSpec {
+                vhost: p
+                    .get("vhost")
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| crate::hub::DEFAULT_VHOST.to_owned()),
+                app: required(p, "app")?.to_owned(),
+                stream: required(p, "stream")?.to_owned(),
+                url: required(p, "dst_url")?.to_owned(),
+                retry_count: int_param(p, "retry_count", -1)?,
+                timeout_sec: int_param(p, "timeout_sec", 0)?.max(0) as u64,
+            };
+            match st.proxies.add_push(spec, true) {
+                Ok(key) => reply(json!({"code": 0, "data": {"key": key}})),
+                Err((code, msg)) => fail(code, msg),
+            }
+        }
+        "delStreamPusherProxy" => {
+            let flag = st.proxies.del_push(required(p, "key")?).await;
+            reply(json!({"code": 0, "data": {"flag": flag}}))
+        }
+        "listStreamPusherProxy" => reply(json!({"code": 0, "data": st.proxies.list_pushes()})),
         _ => fail(-500, format!("unknown API: {name}")),
     })
+}
+
+/// An optional integer parameter.
+fn int_param(p: &Params, name: &str, default: i64) -> Result<i64, Response> {
+    match p.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| fail(-300, format!("invalid parameter {name}: not an integer"))),
+    }
 }
 
 fn record_kind(p: &Params) -> Result<RecordKind, Response> {

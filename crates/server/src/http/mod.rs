@@ -16,6 +16,7 @@
 //! a path to a file, but names must still be what they look like.
 
 mod live;
+pub mod master;
 pub mod page;
 
 use std::sync::Arc;
@@ -46,7 +47,12 @@ pub struct HttpState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The address the HTTP listener is bound to (a live viewer's `local` address).
     pub local: std::net::SocketAddr,
+    /// The transcoded renditions of a stream (for its master playlist).
+    pub renditions: Renditions,
 }
+
+/// Gives the rendition streams of a source stream.
+pub type Renditions = Arc<dyn Fn(&StreamKey) -> Vec<StreamKey> + Send + Sync>;
 
 pub fn router(state: HttpState, api: Router, allow_origin: &str) -> Router {
     let cors = if allow_origin.is_empty() {
@@ -84,6 +90,7 @@ pub fn router(state: HttpState, api: Router, allow_origin: &str) -> Router {
 #[derive(Debug, PartialEq, Eq)]
 enum Target {
     Playlist(String, String),
+    Master(String, String),
     Segment(String, String, String),
     LiveFlv(String, String),
     LiveTs(String, String),
@@ -93,6 +100,19 @@ enum Target {
 enum PathError {
     BadRequest(&'static str),
     NotFound,
+}
+
+/// Escapes a path segment (a stream name) for a relative URI.
+fn percent_encode(seg: &str) -> String {
+    let mut out = String::with_capacity(seg.len());
+    for b in seg.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn percent_decode(seg: &str) -> Result<String, PathError> {
@@ -146,6 +166,8 @@ fn parse_path(path: &str) -> Result<Target, PathError> {
         [app, stream, file] => {
             if file == "hls.m3u8" {
                 Ok(Target::Playlist(app.clone(), stream.clone()))
+            } else if file == "master.m3u8" {
+                Ok(Target::Master(app.clone(), stream.clone()))
             } else if file.ends_with(".ts") {
                 Ok(Target::Segment(app.clone(), stream.clone(), file.clone()))
             } else {
@@ -215,6 +237,35 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
                 .into_response(),
             None => plain(StatusCode::NOT_FOUND, "no such live stream\n"),
         },
+        Target::Master(app, stream) => {
+            let source = key(&app, &stream);
+            // Listed once their own playlists exist, so a player never gets a 404.
+            let mut variants = Vec::new();
+            if st.hls.playlist(&source).is_some() {
+                variants.extend(master::variant(&st.hub, &source, "hls.m3u8".into()));
+                for r in (st.renditions)(&source) {
+                    if st.hls.playlist(&r).is_some() {
+                        let uri = format!("../{}/hls.m3u8", percent_encode(&r.stream));
+                        variants.extend(master::variant(&st.hub, &r, uri));
+                    }
+                }
+            }
+            if variants.is_empty() {
+                return plain(StatusCode::NOT_FOUND, "no such live stream\n");
+            }
+            (
+                [
+                    (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                if method == Method::HEAD {
+                    Vec::new()
+                } else {
+                    master::render(variants)
+                },
+            )
+                .into_response()
+        }
         Target::Segment(app, stream, file) => match st.hls.segment(&key(&app, &stream), &file) {
             Some(bytes) => serve_bytes(
                 &method,

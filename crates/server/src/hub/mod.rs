@@ -135,11 +135,15 @@ pub struct Hub {
     /// per-stream services such as the HLS muxer and the recorder attach themselves.
     /// Installed at start-up, read once per new stream.
     on_new_stream: RwLock<Vec<NewStreamHook>>,
+    /// Called when a player asks for a stream that does not exist (yet): how an
+    /// on-demand pull proxy learns that it is wanted.
+    on_demand: RwLock<Vec<DemandHook>>,
     /// Every client connection, for the API (list, kick).
     sessions: Arc<SessionRegistry>,
 }
 
 type NewStreamHook = Arc<dyn Fn(&Arc<Stream>) + Send + Sync>;
+type DemandHook = Arc<dyn Fn(&StreamKey) + Send + Sync>;
 
 struct StreamState {
     /// Id of the publishing session; `None` while waiting for a publisher to return.
@@ -190,6 +194,7 @@ impl Hub {
             published: watch::channel(0).0,
             next_id: AtomicU64::new(1),
             on_new_stream: RwLock::new(Vec::new()),
+            on_demand: RwLock::new(Vec::new()),
             sessions: Arc::default(),
         })
     }
@@ -202,6 +207,26 @@ impl Hub {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::new(hook));
+    }
+
+    /// Adds a hook called (outside the hub's locks) when a player starts waiting for
+    /// a stream that is not published.
+    pub fn add_on_demand(&self, hook: impl Fn(&StreamKey) + Send + Sync + 'static) {
+        self.on_demand
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(hook));
+    }
+
+    fn demand(&self, key: &StreamKey) {
+        let hooks: Vec<DemandHook> = self
+            .on_demand
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for h in hooks {
+            h(key);
+        }
     }
 
     /// The former single-hook setter: now the same as [`Hub::add_on_new_stream`].
@@ -365,11 +390,16 @@ impl Hub {
     ) -> Result<Subscription, SubscribeError> {
         let deadline = tokio::time::Instant::now() + self.config.max_stream_wait;
         let mut published = self.published.subscribe();
+        let mut asked = false;
         loop {
             if let Some(stream) = self.find(key) {
                 if let Some(sub) = stream.subscribe(&self.config, true) {
                     return Ok(sub);
                 }
+            }
+            if !asked {
+                asked = true;
+                self.demand(key);
             }
             match tokio::time::timeout_at(deadline, published.changed()).await {
                 Ok(Ok(())) => continue,

@@ -242,6 +242,73 @@ pub struct Server {
     pub dir: TestDir,
 }
 
+/// Starts the binary on `dir` (its `c.toml`, its `data/`) on free ports and waits
+/// until it accepts; retries with other ports if one was taken meanwhile.
+fn launch(
+    dir: &TestDir,
+    wrapper: &[&str],
+    log_base: usize,
+) -> (Child, SocketAddr, SocketAddr, PathBuf) {
+    let config = dir.join("c.toml");
+    // A port found free may be taken by someone else before the server binds it:
+    // then the server exits with "cannot listen" and we try other ports.
+    for attempt in 0..3 {
+        let rtmp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log_path = dir.join(&format!("ferrocast-{}.log", log_base + attempt));
+        let log = File::create(&log_path).expect("create server log");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(FERROCAST);
+                c
+            }
+            None => Command::new(FERROCAST),
+        };
+        let mut child = cmd
+            .arg("--rtmp")
+            .arg(rtmp.to_string())
+            .arg("--http")
+            .arg(http.to_string())
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log fd"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {FERROCAST}: {e}"));
+        let deadline = Instant::now() + START_TIMEOUT;
+        let accepted = loop {
+            if TcpStream::connect_timeout(&rtmp, Duration::from_millis(200)).is_ok() {
+                break true;
+            }
+            if !matches!(child.try_wait(), Ok(None)) || Instant::now() >= deadline {
+                break false;
+            }
+            sleep(Duration::from_millis(25));
+        };
+        if accepted {
+            return (child, rtmp, http, log_path);
+        }
+        let exited = !matches!(child.try_wait(), Ok(None));
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = strip_ansi(&fs::read_to_string(&log_path).unwrap_or_default());
+        if exited && text.contains("cannot listen") && attempt < 2 {
+            continue;
+        }
+        if exited {
+            panic!("ferrocast exited during start-up; log:\n{text}");
+        }
+        panic!("ferrocast did not accept on {rtmp} within {START_TIMEOUT:?}; log:\n{text}");
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -260,69 +327,26 @@ impl Server {
         let dir = TestDir::new(name);
         let config = dir.join("c.toml");
         fs::write(&config, toml).expect("write config");
-        // A port found free may be taken by someone else before the server binds it:
-        // then the server exits with "cannot listen" and we try other ports.
-        for attempt in 0..3 {
-            let rtmp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let log_path = dir.join(&format!("ferrocast-{attempt}.log"));
-            let log = File::create(&log_path).expect("create server log");
-            let mut cmd = match wrapper.split_first() {
-                Some((program, args)) => {
-                    let mut c = Command::new(program);
-                    c.args(args).arg(FERROCAST);
-                    c
-                }
-                None => Command::new(FERROCAST),
-            };
-            let mut child = cmd
-                .arg("--rtmp")
-                .arg(rtmp.to_string())
-                .arg("--http")
-                .arg(http.to_string())
-                .arg("--data-dir")
-                .arg(dir.join("data"))
-                .arg("--config")
-                .arg(&config)
-                .env("RUST_LOG", "info")
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("dup log fd"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {FERROCAST}: {e}"));
-            let deadline = Instant::now() + START_TIMEOUT;
-            let accepted = loop {
-                if TcpStream::connect_timeout(&rtmp, Duration::from_millis(200)).is_ok() {
-                    break true;
-                }
-                if !matches!(child.try_wait(), Ok(None)) || Instant::now() >= deadline {
-                    break false;
-                }
-                sleep(Duration::from_millis(25));
-            };
-            if accepted {
-                return Server {
-                    child: Some(child),
-                    rtmp,
-                    http,
-                    log_path,
-                    dir,
-                };
-            }
-            let exited = !matches!(child.try_wait(), Ok(None));
-            let _ = child.kill();
-            let _ = child.wait();
-            let text = strip_ansi(&fs::read_to_string(&log_path).unwrap_or_default());
-            if exited && text.contains("cannot listen") && attempt < 2 {
-                continue;
-            }
-            if exited {
-                panic!("ferrocast exited during start-up; log:\n{text}");
-            }
-            panic!("ferrocast did not accept on {rtmp} within {START_TIMEOUT:?}; log:\n{text}");
+        let (child, rtmp, http, log_path) = launch(&dir, wrapper, 0);
+        Server {
+            child: Some(child),
+            rtmp,
+            http,
+            log_path,
+            dir,
         }
-        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same directory, config
+    /// and data (new ports).
+    pub fn restart(&mut self) {
+        self.terminate(Duration::from_secs(6));
+        let n = fs::read_dir(&self.dir.path).map(|d| d.count()).unwrap_or(0);
+        let (child, rtmp, http, log_path) = launch(&self.dir, &[], 10 + n);
+        self.child = Some(child);
+        self.rtmp = rtmp;
+        self.http = http;
+        self.log_path = log_path;
     }
 
     /// `rtmp://127.0.0.1:P/live/<name>`
@@ -1375,4 +1399,163 @@ pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
         .filter(|l| labels.iter().all(|want| l.contains(want)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+// ---------------------------------------------------------------------------------
+// nginx with the RTMP module, as a remote server for the proxy tests
+// ---------------------------------------------------------------------------------
+
+/// nginx-rtmp (Debian `nginx` + `libnginx-mod-rtmp`) on a loopback port, in the
+/// foreground, application `live`.
+pub struct Nginx {
+    pub port: u16,
+    /// The TLS front (nginx `stream` with `ssl`, to the RTMP port), when started.
+    pub tls_port: Option<u16>,
+    proc: Option<Proc>,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    pub fn start(dir: &Path, label: &str) -> Nginx {
+        Nginx::start_on(dir, label, free_port())
+    }
+
+    /// On a given port (to restart it where proxies expect it).
+    pub fn start_on(dir: &Path, label: &str, port: u16) -> Nginx {
+        Nginx::launch(dir, label, port, None)
+    }
+
+    /// With a TLS front on another port (`rtmps://`), certificate and key in PEM
+    /// files (needs the Debian package libnginx-mod-stream).
+    pub fn start_with_tls(dir: &Path, label: &str, cert: &Path, key: &Path) -> Nginx {
+        Nginx::launch(dir, label, free_port(), Some((free_port(), cert, key)))
+    }
+
+    fn launch(dir: &Path, label: &str, port: u16, tls: Option<(u16, &Path, &Path)>) -> Nginx {
+        require("nginx");
+        let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+        assert!(
+            Path::new(module).exists(),
+            "{module} is missing: install the Debian package libnginx-mod-rtmp \
+             (scripts/test.sh does this)"
+        );
+        let d = dir.join(label);
+        fs::create_dir_all(d.join("logs")).expect("nginx dir");
+        let stream_module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+        let tls_conf = match tls {
+            Some((tls_port, cert, key)) => {
+                assert!(
+                    Path::new(stream_module).exists(),
+                    "{stream_module} is missing: install the Debian package libnginx-mod-stream \
+                     (scripts/test.sh does this)"
+                );
+                format!(
+                    "stream {{ server {{ listen 127.0.0.1:{tls_port} ssl; ssl_certificate {}; \
+                     ssl_certificate_key {}; proxy_pass 127.0.0.1:{port}; }} }}\n",
+                    cert.display(),
+                    key.display()
+                )
+            }
+            None => String::new(),
+        };
+        let load_stream = if tls.is_some() {
+            format!("load_module {stream_module};\n")
+        } else {
+            String::new()
+        };
+        let conf = format!(
+            "{load_stream}load_module {module};\ndaemon off;\nmaster_process off;\nworker_processes 1;\n\
+             error_log {logs}/error.log info;\npid {d}/nginx.pid;\nevents {{ worker_connections 1024; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096; \
+             application live {{ live on; wait_key on; }} }} }}\n{tls_conf}",
+            logs = d.join("logs").display(),
+            d = d.display(),
+        );
+        fs::write(d.join("nginx.conf"), conf).expect("nginx.conf");
+        let conf_path = d.join("nginx.conf");
+        let proc = Proc::spawn(
+            label,
+            "nginx",
+            &["-c", conf_path.to_str().unwrap(), "-p", d.to_str().unwrap()],
+            dir,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(200),
+        )
+        .is_err()
+        {
+            assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+            sleep(Duration::from_millis(50));
+        }
+        if let Some((tls_port, _, _)) = tls {
+            while TcpStream::connect_timeout(
+                &SocketAddr::from(([127, 0, 0, 1], tls_port)),
+                Duration::from_millis(200),
+            )
+            .is_err()
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "nginx did not listen on {tls_port}"
+                );
+                sleep(Duration::from_millis(50));
+            }
+        }
+        Nginx {
+            port,
+            tls_port: tls.map(|t| t.0),
+            proc: Some(proc),
+            dir: d,
+        }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{name}", self.port)
+    }
+
+    /// Kills it (every connection drops at once, as in a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `ffmpeg -re -stream_loop -1 -i <test file> -c copy -f flv <url>`: a publisher to
+/// any RTMP URL.
+pub fn publish_file_to(dir: &Path, label: &str, url: &str) -> Proc {
+    let src = src_flv();
+    Proc::spawn(
+        label,
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            src.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            url,
+        ],
+        dir,
+    )
 }

@@ -1,0 +1,130 @@
+//! The master playlist of a stream (`/{app}/{stream}/master.m3u8`): the source and
+//! its transcoded renditions (`{stream}_{rung}`), each with BANDWIDTH,
+//! AVERAGE-BANDWIDTH, RESOLUTION, FRAME-RATE and CODECS, ordered by bandwidth.
+//! Written with m3u8-rs. Bandwidths are measured from what each variant's publisher
+//! actually sends (its whole life for the average; the last second for the peak),
+//! so they stay true whatever the encoder settings.
+
+use m3u8_rs::{MasterPlaylist, Resolution, VariantStream};
+
+use crate::hub::{Hub, StreamKey};
+
+/// One variant, as the master playlist lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub uri: String,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub codecs: Option<String>,
+}
+
+/// What the hub knows of a stream, as a variant at `uri`; `None` while it has no
+/// media yet.
+pub fn variant(hub: &Hub, key: &StreamKey, uri: String) -> Option<Variant> {
+    let s = hub.find(key)?;
+    let snap = s.snapshot();
+    let alive = s.created.elapsed().as_secs_f64().max(1.0);
+    let average = (s.bytes_in() as f64 * 8.0 / alive) as u64;
+    if average == 0 {
+        return None;
+    }
+    let now = s.bytes_speed() * 8;
+    let codecs: Vec<String> = [
+        snap.info
+            .video
+            .as_ref()
+            .and_then(|v| v.codec_string.clone()),
+        snap.info
+            .audio
+            .as_ref()
+            .and_then(|a| a.codec_string.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let video = snap.info.video.as_ref();
+    Some(Variant {
+        uri,
+        // A peak a little above what was seen, so players do not pick a variant
+        // their bandwidth only just covers.
+        bandwidth: (average.max(now) as f64 * 1.1) as u64,
+        average_bandwidth: average,
+        width: video.map(|v| v.width).unwrap_or(0),
+        height: video.map(|v| v.height).unwrap_or(0),
+        fps: video
+            .map(|v| (v.fps() * 1000.0).round() / 1000.0)
+            .unwrap_or(0.0),
+        codecs: (!codecs.is_empty()).then(|| codecs.join(",")),
+    })
+}
+
+/// Renders the master playlist, variants ordered by bandwidth (lowest first).
+pub fn render(mut variants: Vec<Variant>) -> Vec<u8> {
+    variants.sort_by_key(|v| v.bandwidth);
+    let playlist = MasterPlaylist {
+        version: Some(3),
+        independent_segments: true,
+        variants: variants
+            .into_iter()
+            .map(|v| VariantStream {
+                uri: v.uri,
+                bandwidth: v.bandwidth,
+                average_bandwidth: Some(v.average_bandwidth),
+                codecs: v.codecs,
+                resolution: (v.width > 0 && v.height > 0).then_some(Resolution {
+                    width: u64::from(v.width),
+                    height: u64::from(v.height),
+                }),
+                frame_rate: (v.fps > 0.0).then_some(v.fps),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let _ = playlist.write_to(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_by_bandwidth_with_attributes() {
+        let v = |uri: &str, bw: u64, h: u32| Variant {
+            uri: uri.into(),
+            bandwidth: bw,
+            average_bandwidth: bw * 9 / 10,
+            width: h * 16 / 9,
+            height: h,
+            fps: 25.0,
+            codecs: Some("avc1.64001f,mp4a.40.2".into()),
+        };
+        let text = String::from_utf8(render(vec![
+            v("hls.m3u8", 3_000_000, 720),
+            v("../s_360p/hls.m3u8", 700_000, 360),
+            v("../s_480p/hls.m3u8", 1_300_000, 480),
+        ]))
+        .unwrap();
+        let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
+        let uris: Vec<&str> = parsed.variants.iter().map(|v| v.uri.as_str()).collect();
+        assert_eq!(
+            uris,
+            ["../s_360p/hls.m3u8", "../s_480p/hls.m3u8", "hls.m3u8"]
+        );
+        let top = &parsed.variants[2];
+        assert_eq!(top.bandwidth, 3_000_000);
+        assert_eq!(top.average_bandwidth, Some(2_700_000));
+        assert_eq!(
+            top.resolution.map(|r| (r.width, r.height)),
+            Some((1280, 720))
+        );
+        assert_eq!(top.frame_rate, Some(25.0));
+        assert_eq!(top.codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
+        assert!(text.contains("RESOLUTION=1280x720"), "{text}");
+    }
+}

@@ -1,0 +1,706 @@
+//! The proxy manager: every pull and push proxy, its task, state and persistence.
+//!
+//! A pull proxy's task connects with the driver for its URL's scheme, publishes what
+//! arrives into the hub as an ordinary publisher (originType 4, "pull"), and on a
+//! failure or a stall (no media for `timeout`) drops the connection and retries with
+//! back-off. Dropping the hub publisher starts the stream's continue_push window, so
+//! players stay connected through a reconnection shorter than that, and the new
+//! codec headers make the live HLS mark a discontinuity. An on-demand proxy connects
+//! only while the stream has viewers (or one is waiting for it).
+//!
+//! A push proxy's task waits for its local stream, sends it to the remote with the
+//! RTMP client, goes back to waiting when the stream ends, and retries with back-off
+//! when the remote fails.
+//!
+//! Proxies added through the API are written to `{data_dir}/proxies.json` and started
+//! again after a restart; the ones declared in the config file come from there.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+
+use super::rtmp::RtmpOptions;
+use super::rtsp::{RtspOptions, RtspTransport};
+use super::{check_pull_url, check_push_url, redact, Media, MediaKind, ProxyError};
+use crate::config::{Config, PullSpec, PushSpec};
+use crate::hub::{Hub, Origin, Publisher, StreamKey};
+use crate::record::{RecordKind, Recorder};
+
+/// ZLMediaKit's originType for a pulled stream.
+const ORIGIN_PULL: i32 = 4;
+/// Media items buffered between a driver and the hub.
+const CHANNEL: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub retry_delay: Duration,
+    pub retry_max_delay: Duration,
+    pub timeout: Duration,
+    pub none_reader_delay: Duration,
+    pub tls_ca_file: Option<PathBuf>,
+    pub store: PathBuf,
+}
+
+impl ProxySettings {
+    pub fn from_config(c: &Config) -> Self {
+        let p = &c.proxy;
+        ProxySettings {
+            retry_delay: Duration::from_millis(p.retry_delay_ms),
+            retry_max_delay: Duration::from_millis(p.retry_max_delay_ms),
+            timeout: Duration::from_millis(p.timeout_ms),
+            none_reader_delay: Duration::from_millis(p.stream_none_reader_delay_ms),
+            tls_ca_file: (!p.tls_ca_file.is_empty()).then(|| PathBuf::from(&p.tls_ca_file)),
+            store: c.data_dir.join("proxies.json"),
+        }
+    }
+
+    /// Delay before retry number `attempt` (1, 2, ...): doubling from
+    /// `retry_delay`, at most `retry_max_delay`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.retry_delay
+            .saturating_mul(factor)
+            .min(self.retry_max_delay)
+    }
+}
+
+/// What a proxy is doing, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyState {
+    /// "connecting", "playing" / "pushing", "retrying", "idle" (on demand, no
+    /// viewers), "waiting for the local stream", "failed" (retries exhausted).
+    pub status: &'static str,
+    /// Failed attempts since the last success.
+    pub retries: u32,
+    /// Failed attempts over the proxy's life.
+    pub total_failures: u64,
+    pub last_error: Option<String>,
+    /// Unix time of the last status change.
+    pub since: u64,
+}
+
+impl ProxyState {
+    fn new(status: &'static str) -> Self {
+        ProxyState {
+            status,
+            retries: 0,
+            total_failures: 0,
+            last_error: None,
+            since: crate::record::now_unix(),
+        }
+    }
+}
+
+struct Entry<S> {
+    spec: S,
+    /// Added through the API (kept in the store), not declared in the config.
+    persistent: bool,
+    state: Arc<Mutex<ProxyState>>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    demand: Arc<Notify>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Store {
+    pull: Vec<PullSpec>,
+    push: Vec<PushSpec>,
+}
+
+struct Inner {
+    hub: Arc<Hub>,
+    hls: Arc<crate::hls::HlsStore>,
+    recorder: Recorder,
+    settings: ProxySettings,
+    pulls: Mutex<BTreeMap<String, Arc<Entry<PullSpec>>>>,
+    pushes: Mutex<BTreeMap<String, Arc<Entry<PushSpec>>>>,
+}
+
+#[derive(Clone)]
+pub struct ProxyManager {
+    inner: Arc<Inner>,
+}
+
+/// An API error: (code, message).
+pub type ApiError = (i32, String);
+
+pub fn pull_key(spec: &PullSpec) -> String {
+    format!("{}/{}/{}", spec.vhost, spec.app, spec.stream)
+}
+
+/// ZLMediaKit's pusher key is `{schema}/{vhost}/{app}/{stream}/{md5(dst_url)}`;
+/// ferrocast's has a 64-bit FNV-1a hash of the URL instead (no crypto needed).
+pub fn push_key(spec: &PushSpec) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in spec.url.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("rtmp/{}/{}/{}/{h:016x}", spec.vhost, spec.app, spec.stream)
+}
+
+fn key_of(vhost: &str, app: &str, stream: &str) -> StreamKey {
+    StreamKey::new(Some(vhost), app, stream)
+}
+
+impl ProxyManager {
+    pub fn new(
+        hub: Arc<Hub>,
+        hls: Arc<crate::hls::HlsStore>,
+        recorder: Recorder,
+        settings: ProxySettings,
+    ) -> Self {
+        ProxyManager {
+            inner: Arc::new(Inner {
+                hub,
+                hls,
+                recorder,
+                settings,
+                pulls: Mutex::new(BTreeMap::new()),
+                pushes: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// Starts the proxies of the config file and of the store, and listens for
+    /// players asking for on-demand streams.
+    pub fn start(&self, config: &Config) {
+        let me = Arc::downgrade(&self.inner);
+        self.inner.hub.add_on_demand(move |key| {
+            let Some(inner) = me.upgrade() else { return };
+            let wanted = inner.pulls.lock().unwrap().values().find_map(|e| {
+                (e.spec.on_demand && key_of(&e.spec.vhost, &e.spec.app, &e.spec.stream) == *key)
+                    .then(|| e.demand.clone())
+            });
+            if let Some(d) = wanted {
+                d.notify_one();
+            }
+        });
+        for spec in &config.proxy.pull {
+            if let Err((_, e)) = self.add_pull(spec.clone(), false) {
+                tracing::error!(stream = %pull_key(spec), error = %e, "pull proxy from the config not started");
+            }
+        }
+        for spec in &config.proxy.push {
+            if let Err((_, e)) = self.add_push(spec.clone(), false) {
+                tracing::error!(stream = %spec.stream, error = %e, "push proxy from the config not started");
+            }
+        }
+        match std::fs::read(&self.inner.settings.store) {
+            Ok(bytes) => match serde_json::from_slice::<Store>(&bytes) {
+                Ok(store) => {
+                    for spec in store.pull {
+                        let _ = self.add_pull(spec, true);
+                    }
+                    for spec in store.push {
+                        let _ = self.add_push(spec, true);
+                    }
+                }
+                Err(e) => tracing::error!(path = %self.inner.settings.store.display(), error = %e,
+                    "saved proxies not readable; starting without them"),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(path = %self.inner.settings.store.display(), error = %e, "saved proxies not readable")
+            }
+        }
+    }
+
+    /// addStreamProxy. Returns the key.
+    pub fn add_pull(&self, spec: PullSpec, persistent: bool) -> Result<String, ApiError> {
+        check_pull_url(&spec.url).map_err(|e| (-300, format!("invalid parameter url: {e}")))?;
+        if !matches!(spec.rtsp_transport.as_str(), "tcp" | "udp") {
+            return Err((
+                -300,
+                "invalid parameter rtp_type: 0 (TCP) or 1 (UDP)".into(),
+            ));
+        }
+        let key = pull_key(&spec);
+        let stream_key = key_of(&spec.vhost, &spec.app, &spec.stream);
+        {
+            let mut pulls = self.inner.pulls.lock().unwrap();
+            if pulls.contains_key(&key)
+                || self
+                    .inner
+                    .hub
+                    .find(&stream_key)
+                    .is_some_and(|s| s.is_publishing())
+            {
+                return Err((-1, "This stream already exists".into()));
+            }
+            let (stop, stop_rx) = watch::channel(false);
+            let entry = Arc::new(Entry {
+                spec: spec.clone(),
+                persistent,
+                state: Arc::new(Mutex::new(ProxyState::new("connecting"))),
+                stop,
+                task: Mutex::new(None),
+                demand: Arc::new(Notify::new()),
+            });
+            self.inner.hls.set_enabled(&stream_key, spec.enable_hls);
+            let task = tokio::spawn(run_pull(self.inner.clone(), entry.clone(), stop_rx));
+            *entry.task.lock().unwrap() = Some(task);
+            pulls.insert(key.clone(), entry);
+        }
+        tracing::info!(key = %key, url = %redact(&spec.url), on_demand = spec.on_demand, "pull proxy added");
+        if persistent {
+            self.save();
+        }
+        Ok(key)
+    }
+
+    /// delStreamProxy: `true` if it existed. Its stream ends (players get the end
+    /// after continue_push).
+    pub async fn del_pull(&self, key: &str) -> bool {
+        let entry = self.inner.pulls.lock().unwrap().remove(key);
+        let Some(entry) = entry else { return false };
+        stop_entry(&entry).await;
+        // Its players get the end now instead of waiting out continue_push.
+        let stream_key = key_of(&entry.spec.vhost, &entry.spec.app, &entry.spec.stream);
+        if let Some(stream) = self.inner.hub.find(&stream_key) {
+            if !stream.is_publishing() {
+                self.inner.hub.close_stream(&stream);
+            }
+        }
+        self.inner.hls.set_enabled(&stream_key, true);
+        tracing::info!(key, "pull proxy deleted");
+        if entry.persistent {
+            self.save();
+        }
+        true
+    }
+
+    pub fn add_push(&self, spec: PushSpec, persistent: bool) -> Result<String, ApiError> {
+        check_push_url(&spec.url).map_err(|e| (-300, format!("invalid parameter dst_url: {e}")))?;
+        let key = push_key(&spec);
+        {
+            let mut pushes = self.inner.pushes.lock().unwrap();
+            if pushes.contains_key(&key) {
+                return Err((-1, "This pusher already exists".into()));
+            }
+            let (stop, stop_rx) = watch::channel(false);
+            let entry = Arc::new(Entry {
+                spec: spec.clone(),
+                persistent,
+                state: Arc::new(Mutex::new(ProxyState::new("waiting for the local stream"))),
+                stop,
+                task: Mutex::new(None),
+                demand: Arc::new(Notify::new()),
+            });
+            let task = tokio::spawn(run_push(self.inner.clone(), entry.clone(), stop_rx));
+            *entry.task.lock().unwrap() = Some(task);
+            pushes.insert(key.clone(), entry);
+        }
+        tracing::info!(key = %key, url = %redact(&spec.url), "push proxy added");
+        if persistent {
+            self.save();
+        }
+        Ok(key)
+    }
+
+    pub async fn del_push(&self, key: &str) -> bool {
+        let entry = self.inner.pushes.lock().unwrap().remove(key);
+        let Some(entry) = entry else { return false };
+        stop_entry(&entry).await;
+        tracing::info!(key, "push proxy deleted");
+        if entry.persistent {
+            self.save();
+        }
+        true
+    }
+
+    pub fn list_pulls(&self) -> Vec<Value> {
+        let pulls = self.inner.pulls.lock().unwrap();
+        pulls.iter().map(|(k, e)| pull_json(k, e)).collect()
+    }
+
+    pub fn pull_info(&self, key: &str) -> Option<Value> {
+        let pulls = self.inner.pulls.lock().unwrap();
+        pulls.get(key).map(|e| pull_json(key, e))
+    }
+
+    pub fn list_pushes(&self) -> Vec<Value> {
+        let pushes = self.inner.pushes.lock().unwrap();
+        pushes
+            .iter()
+            .map(|(k, e)| {
+                let st = e.state.lock().unwrap().clone();
+                json!({
+                    "key": k, "vhost": e.spec.vhost, "app": e.spec.app, "stream": e.spec.stream,
+                    "dst_url": redact(&e.spec.url), "retry_count": e.spec.retry_count,
+                    "persistent": e.persistent, "state": st,
+                })
+            })
+            .collect()
+    }
+
+    /// Stops every proxy (on shutdown).
+    pub async fn shutdown(&self) {
+        let pulls: Vec<_> = std::mem::take(&mut *self.inner.pulls.lock().unwrap())
+            .into_values()
+            .collect();
+        let pushes: Vec<_> = std::mem::take(&mut *self.inner.pushes.lock().unwrap())
+            .into_values()
+            .collect();
+        futures_util::future::join_all(pulls.iter().map(|e| stop_entry(e))).await;
+        futures_util::future::join_all(pushes.iter().map(|e| stop_entry(e))).await;
+    }
+
+    /// Writes the API-added proxies to the store (atomically).
+    fn save(&self) {
+        let store = Store {
+            pull: self
+                .inner
+                .pulls
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|e| e.persistent)
+                .map(|e| e.spec.clone())
+                .collect(),
+            push: self
+                .inner
+                .pushes
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|e| e.persistent)
+                .map(|e| e.spec.clone())
+                .collect(),
+        };
+        let path = self.inner.settings.store.clone();
+        let result = (|| -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&store).unwrap_or_default())?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = result {
+            tracing::error!(path = %path.display(), error = %e, "could not save the proxies; they will not survive a restart");
+        }
+    }
+}
+
+fn pull_json(key: &str, e: &Entry<PullSpec>) -> Value {
+    let st = e.state.lock().unwrap().clone();
+    let s = &e.spec;
+    json!({
+        "key": key, "vhost": s.vhost, "app": s.app, "stream": s.stream,
+        "url": redact(&s.url), "retry_count": s.retry_count, "timeout_sec": s.timeout_sec,
+        "on_demand": s.on_demand, "enable_hls": s.enable_hls, "enable_mp4": s.enable_mp4,
+        "rtsp_transport": s.rtsp_transport, "persistent": e.persistent,
+        "state": st,
+    })
+}
+
+async fn stop_entry<S>(e: &Entry<S>) {
+    e.stop.send_replace(true);
+    let task = e.task.lock().unwrap().take();
+    if let Some(t) = task {
+        let _ = t.await;
+    }
+}
+
+fn set_status(state: &Mutex<ProxyState>, status: &'static str) {
+    let mut st = state.lock().unwrap();
+    if st.status != status {
+        st.status = status;
+        st.since = crate::record::now_unix();
+    }
+}
+
+fn note_failure(state: &Mutex<ProxyState>, err: &str) -> u32 {
+    let mut st = state.lock().unwrap();
+    st.retries += 1;
+    st.total_failures += 1;
+    st.last_error = Some(err.to_owned());
+    st.retries
+}
+
+/// Sleeps, or returns `true` early if the proxy is stopped.
+async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// What ended one connection of a pull proxy.
+enum PullEnd {
+    Stopped,
+    /// On demand and nobody watched for `none_reader_delay`.
+    NoViewers,
+    Failed(String),
+    /// The remote ended the stream cleanly.
+    Ended,
+}
+
+async fn run_pull(inner: Arc<Inner>, entry: Arc<Entry<PullSpec>>, mut stop: watch::Receiver<bool>) {
+    let spec = &entry.spec;
+    let key = key_of(&spec.vhost, &spec.app, &spec.stream);
+    let timeout = if spec.timeout_sec > 0 {
+        Duration::from_secs(spec.timeout_sec)
+    } else {
+        inner.settings.timeout
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if spec.on_demand && !has_viewers(&inner.hub, &key) {
+            set_status(&entry.state, "idle");
+            // Woken by a player waiting for the stream, or (a stream kept by
+            // continue_push) one that is watching it.
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = entry.demand.notified() => break,
+                    _ = tick.tick() => if has_viewers(&inner.hub, &key) { break },
+                }
+            }
+            tracing::info!(stream = %key, "on-demand pull proxy: a viewer is waiting, connecting");
+        }
+        set_status(&entry.state, "connecting");
+        let end = pull_once(&inner, &entry, &key, timeout, &mut stop).await;
+        match end {
+            PullEnd::Stopped => return,
+            PullEnd::NoViewers => {
+                tracing::info!(stream = %key, "on-demand pull proxy: no viewers, disconnected");
+                entry.state.lock().unwrap().retries = 0;
+                continue;
+            }
+            PullEnd::Ended | PullEnd::Failed(_) => {
+                let err = match end {
+                    PullEnd::Failed(e) => e,
+                    _ => "the remote ended the stream".to_owned(),
+                };
+                let attempt = note_failure(&entry.state, &err);
+                if spec.retry_count >= 0 && i64::from(attempt) > spec.retry_count {
+                    tracing::error!(stream = %key, url = %redact(&spec.url), error = %err, attempts = attempt,
+                        "pull proxy failed; no retries left");
+                    set_status(&entry.state, "failed");
+                    let _ = stop.changed().await;
+                    return;
+                }
+                let delay = inner.settings.backoff(attempt);
+                tracing::warn!(stream = %key, url = %redact(&spec.url), error = %err, attempt,
+                    retry_in_ms = delay.as_millis() as u64, "pull proxy lost its source; retrying");
+                set_status(&entry.state, "retrying");
+                if sleep_or_stop(delay, &mut stop).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn has_viewers(hub: &Hub, key: &StreamKey) -> bool {
+    hub.find(key).is_some_and(|s| s.readers() > 0)
+}
+
+async fn pull_once(
+    inner: &Arc<Inner>,
+    entry: &Arc<Entry<PullSpec>>,
+    key: &StreamKey,
+    timeout: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> PullEnd {
+    let spec = &entry.spec;
+    let (tx, mut rx) = mpsc::channel::<Media>(CHANNEL);
+    let url = spec.url.clone();
+    let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
+    let driver: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), ProxyError>> + Send>,
+    > = if scheme == "rtsp" {
+        let opts = RtspOptions {
+            transport: if spec.rtsp_transport == "udp" {
+                RtspTransport::Udp
+            } else {
+                RtspTransport::Tcp
+            },
+            connect_timeout: timeout,
+        };
+        Box::pin(async move { super::rtsp::pull(&url, &opts, tx).await })
+    } else {
+        let opts = RtmpOptions {
+            connect_timeout: timeout,
+            extra_ca_file: inner.settings.tls_ca_file.clone(),
+        };
+        Box::pin(async move { super::rtmp::pull(&url, &opts, tx).await })
+    };
+    tokio::pin!(driver);
+    let mut publisher: Option<Publisher> = None;
+    let mut driver_done: Option<Result<(), ProxyError>> = None;
+    let mut last_viewer = Instant::now();
+    let mut deadline = tokio::time::Instant::now() + timeout;
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    let end = loop {
+        tokio::select! {
+            _ = stop.changed() => break PullEnd::Stopped,
+            r = &mut driver, if driver_done.is_none() => {
+                // Deliver what is still queued, then report.
+                driver_done = Some(r);
+            }
+            m = tokio::time::timeout_at(deadline, rx.recv()) => match m {
+                Ok(Some(media)) => {
+                    deadline = tokio::time::Instant::now() + timeout;
+                    if publisher.is_none() {
+                        let origin = Origin {
+                            kind: ORIGIN_PULL,
+                            kind_name: "pull",
+                            peer: None,
+                            local: None,
+                            params: String::new(),
+                            url: redact(&spec.url),
+                        };
+                        match inner.hub.publish(key.clone(), origin) {
+                            Ok(p) => {
+                                tracing::info!(stream = %key, url = %redact(&spec.url), "pull proxy playing");
+                                set_status(&entry.state, "playing");
+                                entry.state.lock().unwrap().retries = 0;
+                                if spec.enable_mp4 {
+                                    let _ = inner.recorder.start(key, RecordKind::Mp4, None, None);
+                                }
+                                publisher = Some(p);
+                            }
+                            Err(e) => break PullEnd::Failed(format!("cannot publish locally: {e}")),
+                        }
+                    }
+                    if let Some(p) = &publisher {
+                        match media.kind {
+                            MediaKind::Video => p.push_video(media.timestamp, media.body),
+                            MediaKind::Audio => p.push_audio(media.timestamp, media.body),
+                            MediaKind::Metadata => p.push_metadata(media.timestamp, media.body),
+                        }
+                    }
+                }
+                Ok(None) => {
+                    break match driver_done.take() {
+                        Some(Ok(())) | None => PullEnd::Ended,
+                        Some(Err(e)) => PullEnd::Failed(e.to_string()),
+                    };
+                }
+                Err(_) => {
+                    break match driver_done.take() {
+                        Some(Err(e)) => PullEnd::Failed(e.to_string()),
+                        _ => PullEnd::Failed(format!(
+                            "timeout: no media from the remote for {} s",
+                            timeout.as_secs_f32()
+                        )),
+                    };
+                }
+            },
+            _ = check.tick() => {
+                if let Some(p) = &publisher {
+                    if p.stream().readers() > 0 {
+                        last_viewer = Instant::now();
+                    } else if spec.on_demand && last_viewer.elapsed() >= inner.settings.none_reader_delay {
+                        break PullEnd::NoViewers;
+                    }
+                }
+            }
+        }
+    };
+    drop(publisher);
+    end
+}
+
+async fn run_push(inner: Arc<Inner>, entry: Arc<Entry<PushSpec>>, mut stop: watch::Receiver<bool>) {
+    let spec = &entry.spec;
+    let key = key_of(&spec.vhost, &spec.app, &spec.stream);
+    let opts = RtmpOptions {
+        connect_timeout: if spec.timeout_sec > 0 {
+            Duration::from_secs(spec.timeout_sec)
+        } else {
+            inner.settings.timeout
+        },
+        extra_ca_file: inner.settings.tls_ca_file.clone(),
+    };
+    loop {
+        // Wait for the local stream to be published.
+        set_status(&entry.state, "waiting for the local stream");
+        let sub = loop {
+            if let Some(s) = inner.hub.find(&key).filter(|s| s.is_publishing()) {
+                if let Some(sub) = inner.hub.subscribe_internal(&s) {
+                    break sub;
+                }
+            }
+            if sleep_or_stop(Duration::from_millis(250), &mut stop).await {
+                return;
+            }
+        };
+        set_status(&entry.state, "pushing");
+        tracing::info!(stream = %key, url = %redact(&spec.url), "push proxy started");
+        let result = tokio::select! {
+            r = super::rtmp::push(&spec.url, &opts, sub) => r,
+            _ = stop.changed() => return,
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(stream = %key, "push proxy: the local stream ended; waiting for it");
+                entry.state.lock().unwrap().retries = 0;
+            }
+            Err(e) => {
+                let err = e.to_string();
+                let attempt = note_failure(&entry.state, &err);
+                if spec.retry_count >= 0 && i64::from(attempt) > spec.retry_count {
+                    tracing::error!(stream = %key, url = %redact(&spec.url), error = %err, "push proxy failed; no retries left");
+                    set_status(&entry.state, "failed");
+                    let _ = stop.changed().await;
+                    return;
+                }
+                let delay = inner.settings.backoff(attempt);
+                tracing::warn!(stream = %key, url = %redact(&spec.url), error = %err, attempt,
+                    retry_in_ms = delay.as_millis() as u64, "push proxy failed; retrying");
+                set_status(&entry.state, "retrying");
+                if sleep_or_stop(delay, &mut stop).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_ceiling() {
+        let s = ProxySettings {
+            retry_delay: Duration::from_millis(1000),
+            retry_max_delay: Duration::from_millis(10_000),
+            timeout: Duration::from_secs(10),
+            none_reader_delay: Duration::from_secs(20),
+            tls_ca_file: None,
+            store: PathBuf::new(),
+        };
+        let d: Vec<u64> = (1..=6).map(|a| s.backoff(a).as_millis() as u64).collect();
+        assert_eq!(d, [1000, 2000, 4000, 8000, 10_000, 10_000]);
+        assert_eq!(s.backoff(1000), Duration::from_millis(10_000));
+    }
+
+    #[test]
+    fn pusher_keys_differ_by_url() {
+        let a = PushSpec {
+            vhost: "v".into(),
+            app: "live".into(),
+            stream: "s".into(),
+            url: "rtmp://a/live/s".into(),
+            retry_count: -1,
+            timeout_sec: 0,
+        };
+        let mut b = a.clone();
+        b.url = "rtmp://b/live/s".into();
+        assert_ne!(push_key(&a), push_key(&b));
+        assert!(push_key(&a).starts_with("rtmp/v/live/s/"));
+    }
+}
