@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod record;
 pub mod rtmp;
+pub mod transcode;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         proxy::manager::ProxySettings::from_config(&config),
     );
     proxies.start(&config);
+    let transcoder = transcode::Transcoder::new(hub.clone(), config.transcode.clone(), rtmp_addr);
+    transcoder.attach();
     let mut rtmp_task = tokio::spawn(rtmp::serve(
         rtmp_listener,
         hub.clone(),
@@ -79,12 +82,16 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         shutdown: stop_rx.clone(),
         metrics: metrics::install(),
         local: http_addr,
-        renditions: Arc::new(|_| Vec::new()),
+        renditions: {
+            let t = transcoder.clone();
+            Arc::new(move |key| t.renditions(key).into_iter().map(|r| r.key).collect())
+        },
     };
     let api_state = api::ApiState::new(
         hub.clone(),
         recorder.clone(),
         proxies.clone(),
+        transcoder.clone(),
         config.clone(),
         config_path,
     );
@@ -117,6 +124,8 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         s = signal => tracing::info!(signal = s, "shutting down: no new connections, ending sessions"),
         r = &mut rtmp_task => return r.map_err(|e| format!("RTMP listener failed: {e}")),
     }
+    // ffmpeg children first: they are clients of our own RTMP listener.
+    let _ = tokio::time::timeout(RECORD_FINISH_GRACE, transcoder.shutdown()).await;
     let _ = stop_tx.send(true);
     let recordings = async {
         if tokio::time::timeout(RECORD_FINISH_GRACE, recorder.shutdown())

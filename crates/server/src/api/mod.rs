@@ -37,6 +37,7 @@ use crate::config::{PullSpec, PushSpec};
 use crate::hub::{Hub, Role, SessionInfo, Stream, StreamKey};
 use crate::proxy::manager::ProxyManager;
 use crate::record::{RecordError, RecordKind, RecordSettings, Recorder};
+use crate::transcode::Transcoder;
 
 /// The OpenAPI 3 description of the API, served at `/index/api/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -71,6 +72,12 @@ pub const API_LIST: &[&str] = &[
     "addStreamPusherProxy",
     "delStreamPusherProxy",
     "listStreamPusherProxy",
+    "startTranscode",
+    "stopTranscode",
+    "listTranscode",
+    "addFFmpegSource",
+    "delFFmpegSource",
+    "listFFmpegSource",
 ];
 
 /// Address ranges allowed to call the API.
@@ -115,6 +122,7 @@ pub struct ApiState {
     pub hub: Arc<Hub>,
     pub recorder: Recorder,
     pub proxies: ProxyManager,
+    pub transcoder: Transcoder,
     config: RwLock<Config>,
     /// The operator's config file, where setServerConfig writes changes back.
     config_path: Option<PathBuf>,
@@ -130,6 +138,7 @@ impl ApiState {
         hub: Arc<Hub>,
         recorder: Recorder,
         proxies: ProxyManager,
+        transcoder: Transcoder,
         config: Config,
         config_path: Option<PathBuf>,
     ) -> Arc<Self> {
@@ -145,6 +154,7 @@ impl ApiState {
             hub,
             recorder,
             proxies,
+            transcoder,
             config: RwLock::new(config),
             config_path,
             secret: RwLock::new(secret),
@@ -541,6 +551,43 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
             reply(json!({"code": 0, "data": {"flag": flag}}))
         }
         "listStreamPusherProxy" => reply(json!({"code": 0, "data": st.proxies.list_pushes()})),
+        "startTranscode" => {
+            let key = key_of(p)?;
+            let ladder = p
+                .get("ladder")
+                .filter(|v| !v.is_empty())
+                .map(String::as_str)
+                .unwrap_or("default");
+            match st.transcoder.start(&key, ladder) {
+                Ok(k) => reply(json!({"code": 0, "data": {"key": k}})),
+                Err((code, msg)) => fail(code, msg),
+            }
+        }
+        "stopTranscode" => {
+            let key = key_of(p)?;
+            if st.transcoder.stop(&key).await {
+                reply(json!({"code": 0, "result": true, "msg": "success"}))
+            } else {
+                reply(json!({"code": -1, "result": false, "msg": "not transcoding"}))
+            }
+        }
+        "listTranscode" => reply(json!({"code": 0, "data": st.transcoder.list()})),
+        "addFFmpegSource" => {
+            let src = required(p, "src_url")?;
+            let dst = required(p, "dst_url")?;
+            let timeout_ms = int_param(p, "timeout_ms", 10_000)?.clamp(0, 600_000) as u64;
+            match st.transcoder.add_ffmpeg_source(src, dst, timeout_ms).await {
+                Ok(k) => reply(json!({"code": 0, "data": {"key": k}})),
+                Err((code, msg)) => fail(code, msg),
+            }
+        }
+        "delFFmpegSource" => {
+            let flag = st.transcoder.del_ffmpeg_source(required(p, "key")?).await;
+            reply(json!({"code": 0, "data": {"flag": flag}}))
+        }
+        "listFFmpegSource" => {
+            reply(json!({"code": 0, "data": st.transcoder.list_ffmpeg_sources()}))
+        }
         _ => fail(-500, format!("unknown API: {name}")),
     })
 }
@@ -697,6 +744,11 @@ fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
         "originUrl": origin.map(|o| o.url.as_str()).unwrap_or(""),
         "isRecordingMP4": st.recorder.is_recording(&s.key, RecordKind::Mp4),
         "isRecordingHLS": st.recorder.is_recording(&s.key, RecordKind::Hls),
+        "hlsMaster": format!("/{}/{}/master.m3u8", s.key.app, s.key.stream),
+        "renditions": st.transcoder.renditions(&s.key).iter().map(|r| json!({
+            "name": r.name, "stream": r.key.stream, "width": r.width, "height": r.height,
+            "bandwidth": r.bandwidth_bps,
+        })).collect::<Vec<_>>(),
         "originSock": origin.and_then(|o| o.peer.map(|peer| json!({
             "peer_ip": peer.ip().to_string(), "peer_port": peer.port(),
             "local_ip": o.local.map(|l| l.ip().to_string()), "local_port": o.local.map(|l| l.port()),

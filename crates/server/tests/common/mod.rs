@@ -534,6 +534,66 @@ pub fn src_flv() -> PathBuf {
     .clone()
 }
 
+/// A 10 s 1280x720 25 fps H.264 (GOP 2 s, no scene cuts) + AAC file: the source of
+/// the transcoding tests (stream copy, so only the renditions are encoded live).
+/// Made once and kept in the target directory, like [`src_flv`].
+pub fn src_720p_flv() -> PathBuf {
+    static SRC: OnceLock<PathBuf> = OnceLock::new();
+    SRC.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
+        fs::create_dir_all(&dir).expect("create media dir");
+        let path = dir.join("src-testsrc2-1280x720-25fps-g50-aac44100-10s.flv");
+        if path.exists() {
+            return path;
+        }
+        let tmp = dir.join(format!("src720.{}.tmp.flv", std::process::id()));
+        run_ok(
+            "ffmpeg",
+            &[
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=25",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=44100",
+                "-t",
+                "10",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-b:v",
+                "2500k",
+                "-g",
+                "50",
+                "-keyint_min",
+                "50",
+                "-sc_threshold",
+                "0",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                "-f",
+                "flv",
+                tmp.to_str().unwrap(),
+            ],
+        );
+        fs::rename(&tmp, &path).expect("rename media file");
+        path
+    })
+    .clone()
+}
+
 /// Runs a short command to completion; fails the test on a non-zero exit.
 pub fn run_ok(program: &str, args: &[&str]) -> String {
     require(program);
