@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -16,48 +16,8 @@ fn s(q: &str) -> String {
     format!("secret={SECRET}&{q}")
 }
 
-fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let t = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            t.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 fn publish_720p(server: &Server, label: &str, name: &str) -> Proc {
-    let src = src_720p_flv();
-    publish_file_to_src(server, label, name, &src)
-}
-
-fn publish_file_to_src(server: &Server, label: &str, name: &str, src: &std::path::Path) -> Proc {
-    let url = server.url(name);
-    Proc::spawn(
-        label,
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            src.to_str().unwrap(),
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            &url,
-        ],
-        &server.dir.path,
-    )
+    publish_path_to(&server.dir.path, label, &src_720p_flv(), &server.url(name))
 }
 
 /// The variants of a master playlist: (uri, attributes).

@@ -24,21 +24,6 @@ fn msg(v: &Value) -> String {
     v["msg"].as_str().unwrap_or_default().to_string()
 }
 
-/// Waits until `check` returns Some, polling every 200 ms.
-fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let t = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            t.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn proxy_state(server: &Server, key: &str) -> Value {
     let v = api(server, "getProxyInfo", &s(&format!("key={key}")));
     assert_eq!(api_code(&v), 0, "{v}");

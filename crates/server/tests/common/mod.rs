@@ -1596,7 +1596,11 @@ impl Drop for Nginx {
 /// `ffmpeg -re -stream_loop -1 -i <test file> -c copy -f flv <url>`: a publisher to
 /// any RTMP URL.
 pub fn publish_file_to(dir: &Path, label: &str, url: &str) -> Proc {
-    let src = src_flv();
+    publish_path_to(dir, label, &src_flv(), url)
+}
+
+/// Like [`publish_file_to`], from the file `src`.
+pub fn publish_path_to(dir: &Path, label: &str, src: &Path, url: &str) -> Proc {
     Proc::spawn(
         label,
         "ffmpeg",
@@ -1618,4 +1622,19 @@ pub fn publish_file_to(dir: &Path, label: &str, url: &str) -> Proc {
         ],
         dir,
     )
+}
+
+/// Waits until `check` returns Some (polling every 200 ms), or fails naming `what`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let t = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            t.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        sleep(Duration::from_millis(200));
+    }
 }
