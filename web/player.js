@@ -500,6 +500,8 @@
     if (!hls || !auto) return;
     const level = hls.autoLevelEnabled ? hls.levels[hls.currentLevel] : null;
     auto.textContent = level && level.height > 0 ? 'Auto (' + level.height + 'p)' : 'Auto';
+    // A level forced from elsewhere (hls.currentLevel set by a script) shows in the menu.
+    els.quality.value = hls.autoLevelEnabled ? '-1' : String(hls.currentLevel);
   }
 
   els.quality.addEventListener('change', () => {

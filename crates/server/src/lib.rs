@@ -84,7 +84,12 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         local: http_addr,
         renditions: {
             let t = transcoder.clone();
-            Arc::new(move |key| t.renditions(key).into_iter().map(|r| r.key).collect())
+            Arc::new(move |key| {
+                t.renditions(key)
+                    .into_iter()
+                    .map(|r| (r.key, r.bandwidth_bps))
+                    .collect()
+            })
         },
     };
     let api_state = api::ApiState::new(

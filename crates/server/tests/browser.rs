@@ -22,6 +22,9 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the recordings run may take (two recordings, 30 s of playing and 10 s of
 /// seeking each at most, plus start-up).
 const NODE_RECORD_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the ABR run may take (20 s to play and 20 s to switch at most, per step,
+/// plus start-up); it takes about 15 s when all is well.
+const NODE_ABR_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
@@ -219,5 +222,60 @@ fn player_page_plays_recordings() {
         ],
         NODE_RECORD_TIMEOUT,
     );
+    assert_screenshots(&artifacts, &shots);
+}
+
+#[test]
+fn player_page_switches_abr_levels() {
+    const SECRET: &str = "browser-abr-secret";
+    require_browser();
+    let shots = ["abr-360.png"];
+    let artifacts = artifacts_dir(&["abr-360.png", "abr-failure.png"]);
+
+    let srv = Server::start(
+        "browser_abr",
+        &format!(
+            "[api]\nsecret = \"{SECRET}\"\n[general]\ncontinue_push_ms = 1000\n\
+             [transcode]\npreset = \"ultrafast\"\n"
+        ),
+    );
+    // The 720p file looped (stream copy); only the renditions are encoded live.
+    let mut publisher =
+        publish_path_to(&srv.dir.path, "publisher", &src_720p_flv(), &srv.url("abr"));
+    wait_online_with(&srv, SECRET, "abr");
+    let v = api(
+        &srv,
+        "startTranscode",
+        &format!("secret={SECRET}&app=live&stream=abr&ladder=default"),
+    );
+    assert_eq!(api_code(&v), 0, "startTranscode: {v}");
+
+    // The source, 480p and 360p: the page is opened once all three are listed.
+    wait_until(
+        "three variants in /live/abr/master.m3u8",
+        Duration::from_secs(40),
+        || {
+            let r = srv.get("/live/abr/master.m3u8");
+            (r.status == 200 && r.text().matches("#EXT-X-STREAM-INF").count() == 3).then_some(())
+        },
+    );
+
+    run_node(
+        &srv,
+        "play-abr.mjs",
+        &[&srv.http_base(), artifacts.to_str().unwrap(), "live/abr"],
+        NODE_ABR_TIMEOUT,
+    );
+    assert!(
+        publisher.is_running(),
+        "the publisher stopped during the browser run:\n{}",
+        publisher.output()
+    );
+    let list = api(&srv, "listTranscode", &format!("secret={SECRET}"));
+    assert_eq!(
+        list["data"][0]["status"], "running",
+        "transcoding stopped during the browser run: {list}"
+    );
+    publisher.kill();
     assert_screenshots(&artifacts, &shots);
 }

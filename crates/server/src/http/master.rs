@@ -1,9 +1,12 @@
 //! The master playlist of a stream (`/{app}/{stream}/master.m3u8`): the source and
 //! its transcoded renditions (`{stream}_{rung}`), each with BANDWIDTH,
 //! AVERAGE-BANDWIDTH, RESOLUTION, FRAME-RATE and CODECS, ordered by bandwidth.
-//! Written with m3u8-rs. Bandwidths are measured from what each variant's publisher
-//! actually sends (its whole life for the average; the last second for the peak),
-//! so they stay true whatever the encoder settings.
+//! Written with m3u8-rs. The source's bandwidths are measured from what its
+//! publisher sends (its whole life for the average; the last second for the peak).
+//! A rendition's BANDWIDTH is its configured rate (the encoder's `-maxrate`) plus 10%
+//! for the container, because a rendition that has just started has sent a burst (the
+//! GOP cache, encoded faster than real time) that would overstate a measurement; its
+//! AVERAGE-BANDWIDTH is measured, at most that.
 
 use m3u8_rs::{MasterPlaylist, Resolution, VariantStream};
 
@@ -22,8 +25,13 @@ pub struct Variant {
 }
 
 /// What the hub knows of a stream, as a variant at `uri`; `None` while it has no
-/// media yet.
-pub fn variant(hub: &Hub, key: &StreamKey, uri: String) -> Option<Variant> {
+/// media yet. `configured`: a rendition's encoder rate (bits/s).
+pub fn variant(
+    hub: &Hub,
+    key: &StreamKey,
+    uri: String,
+    configured: Option<u64>,
+) -> Option<Variant> {
     let s = hub.find(key)?;
     let snap = s.snapshot();
     let alive = s.created.elapsed().as_secs_f64().max(1.0);
@@ -46,12 +54,16 @@ pub fn variant(hub: &Hub, key: &StreamKey, uri: String) -> Option<Variant> {
     .flatten()
     .collect();
     let video = snap.info.video.as_ref();
+    // A peak a little above what was seen (or allowed), so players do not pick a
+    // variant their bandwidth only just covers.
+    let bandwidth = match configured {
+        Some(rate) => (rate as f64 * 1.1) as u64,
+        None => (average.max(now) as f64 * 1.1) as u64,
+    };
     Some(Variant {
         uri,
-        // A peak a little above what was seen, so players do not pick a variant
-        // their bandwidth only just covers.
-        bandwidth: (average.max(now) as f64 * 1.1) as u64,
-        average_bandwidth: average,
+        bandwidth,
+        average_bandwidth: average.min(bandwidth),
         width: video.map(|v| v.width).unwrap_or(0),
         height: video.map(|v| v.height).unwrap_or(0),
         fps: video

@@ -51,8 +51,9 @@ pub struct HttpState {
     pub renditions: Renditions,
 }
 
-/// Gives the rendition streams of a source stream.
-pub type Renditions = Arc<dyn Fn(&StreamKey) -> Vec<StreamKey> + Send + Sync>;
+/// Gives the rendition streams of a source stream, with their configured bitrate
+/// (video + audio, bits/s).
+pub type Renditions = Arc<dyn Fn(&StreamKey) -> Vec<(StreamKey, u64)> + Send + Sync>;
 
 pub fn router(state: HttpState, api: Router, allow_origin: &str) -> Router {
     let cors = if allow_origin.is_empty() {
@@ -242,11 +243,11 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
             // Listed once their own playlists exist, so a player never gets a 404.
             let mut variants = Vec::new();
             if st.hls.playlist(&source).is_some() {
-                variants.extend(master::variant(&st.hub, &source, "hls.m3u8".into()));
-                for r in (st.renditions)(&source) {
+                variants.extend(master::variant(&st.hub, &source, "hls.m3u8".into(), None));
+                for (r, bps) in (st.renditions)(&source) {
                     if st.hls.playlist(&r).is_some() {
                         let uri = format!("../{}/hls.m3u8", percent_encode(&r.stream));
-                        variants.extend(master::variant(&st.hub, &r, uri));
+                        variants.extend(master::variant(&st.hub, &r, uri, Some(bps)));
                     }
                 }
             }
