@@ -10,7 +10,7 @@
 #   - the frames each rendition stream received (getMediaList `frames`), as fps.
 # A ladder is "real time" when every rendition gets >= 97% of the source's 25 fps.
 #
-#   DURATION=30 MAX_N=3 PRESET=veryfast ./scripts/bench-abr.sh
+#   DURATION=30 MAX_N=3 PRESET=veryfast ./scripts/bench-abr.sh   (START_N=5 MAX_N=7: only N = 5..7)
 # Results go to $OUT (default benchmarks/abr-<UTC time>/): results.txt and the server log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,8 +55,6 @@ sleep 1
 
 api() { curl -s "$API/$1?secret=$SECRET&$2"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-cpu_of() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-frames_of() { api getMediaList "schema=rtmp&app=live&stream=$1" | json "d['data'][0]['tracks'][0]['frames'] if d.get('data') else 0"; }
 
 {
   echo "# ferrocast ABR benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -64,7 +62,7 @@ frames_of() { api getMediaList "schema=rtmp&app=live&stream=$1" | json "d['data'
   echo "# n  ffmpeg_cpu_cores_per_ladder(each)  ferrocast_server_cpu_cores  rendition_fps(min)  realtime"
 } | tee "$OUT/results.txt"
 
-for n in $(seq 1 "$MAX_N"); do
+for n in $(seq "${START_N:-1}" "$MAX_N"); do
   PUBS=()
   for i in $(seq 1 "$n"); do
     ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i "$SRC" -c copy -f flv "rtmp://$RTMP/live/s$i" &
@@ -76,29 +74,42 @@ for n in $(seq 1 "$MAX_N"); do
     [ "$r" = 0 ] || { echo "startTranscode s$i failed" >&2; exit 1; }
   done
   sleep "$WARMUP"
-  list=$(api listTranscode "")
-  declare -A CPU0 F0
-  for i in $(seq 1 "$n"); do
-    pid=$(echo "$list" | json "[t['pid'] for t in d['data'] if t['key'].endswith('/s$i')][0]")
-    CPU0[$i]=$(cpu_of "$pid"); PID[$i]=$pid
-    for r in 480p 360p; do F0[$i$r]=$(frames_of "s${i}_$r"); done
-  done
-  S0=$(cpu_of "$SERVER")
-  sleep "$DURATION"
-  S1=$(cpu_of "$SERVER")
-  scpu=$(python3 -c "print(round(($S1-$S0)/$TICK/$DURATION, 3))")
-  cpus=(); minfps=1000
-  for i in $(seq 1 "$n"); do
-    c1=$(cpu_of "${PID[$i]}")
-    cpus+=("$(python3 -c "print(round(($c1-${CPU0[$i]})/$TICK/$DURATION, 2))")")
-    for r in 480p 360p; do
-      f1=$(frames_of "s${i}_$r")
-      fps=$(python3 -c "print(round(($f1-${F0[$i$r]})/$DURATION, 1))")
-      minfps=$(python3 -c "print(min($minfps, $fps))")
-    done
-  done
-  rt=$(python3 -c "print('yes' if $minfps >= 0.97*25 else 'no')")
-  echo "$n  ${cpus[*]}  $scpu  $minfps  $rt" | tee -a "$OUT/results.txt"
+  # One sample = one pass over /proc and one getMediaList, stamped with the wall
+  # clock; rates are deltas over the measured wall time between the two samples.
+  python3 - "$API" "$SECRET" "$SERVER" "$n" "$DURATION" "$TICK" >>"$OUT/results.txt" <<'PY'
+import json, sys, time, urllib.request
+api, secret, server, n, duration, tick = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+def call(name):
+    with urllib.request.urlopen(f"{api}/{name}?secret={secret}") as r:
+        return json.load(r)
+def cpu(pid):
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / tick
+    except OSError:
+        return None
+def sample():
+    pids = {t["stream"]: t["pid"] for t in call("listTranscode")["data"]}
+    frames = {m["stream"]: m["tracks"][0]["frames"] for m in call("getMediaList")["data"]
+              if m["schema"] == "rtmp" and m["tracks"]}
+    return time.monotonic(), pids, {s: cpu(p) for s, p in pids.items()}, cpu(server), frames
+t0, pids0, c0, s0, f0 = sample()
+time.sleep(duration)
+t1, pids1, c1, s1, f1 = sample()
+wall = t1 - t0
+per = []
+for s in sorted(pids0):
+    if pids1.get(s) != pids0[s] or c0[s] is None or c1.get(s) is None:
+        per.append("restarted")
+    else:
+        per.append(f"{(c1[s] - c0[s]) / wall:.2f}")
+fps = [(f1[k] - f0[k]) / wall for k in f0 if "_" in k and k in f1]
+minfps = min(fps) if fps else 0.0
+rt = "yes" if fps and minfps >= 0.97 * 25 and "restarted" not in per else "no"
+line = f"{n}  {' '.join(per)}  {(s1 - s0) / wall:.3f}  {minfps:.1f}  {rt}"
+print(line)
+print(line, file=sys.stderr)
+PY
   for i in $(seq 1 "$n"); do api stopTranscode "app=live&stream=s$i" >/dev/null; done
   for p in "${PUBS[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 3
