@@ -536,6 +536,16 @@ pub struct Transcoder {
     inner: Arc<Inner>,
 }
 
+/// The ladder `transcode.apps` gives a stream: an `"app/stream"` entry wins over an
+/// `"app"` one.
+pub fn ladder_for<'a>(
+    apps: &'a std::collections::BTreeMap<String, String>,
+    key: &StreamKey,
+) -> Option<&'a String> {
+    apps.get(&format!("{}/{}", key.app, key.stream))
+        .or_else(|| apps.get(&key.app))
+}
+
 impl Transcoder {
     /// `rtmp_addr`: the RTMP listener, where ffmpeg reads sources and publishes
     /// renditions (an unspecified address is reached through loopback).
@@ -560,8 +570,8 @@ impl Transcoder {
         }
     }
 
-    /// Transcodes every new stream of the apps in `transcode.apps` with their ladder,
-    /// renditions excepted. Meant for start-up.
+    /// Transcodes every new stream of the apps (`"live"`) and streams (`"live/match"`)
+    /// in `transcode.apps` with their ladder, renditions excepted. Meant for start-up.
     pub fn attach(&self) {
         if self.inner.config.apps.is_empty() {
             return;
@@ -569,7 +579,7 @@ impl Transcoder {
         let me: Weak<Inner> = Arc::downgrade(&self.inner);
         self.inner.hub.add_on_new_stream(move |stream| {
             let Some(inner) = me.upgrade() else { return };
-            let Some(ladder) = inner.config.apps.get(&stream.key.app).cloned() else {
+            let Some(ladder) = ladder_for(&inner.config.apps, &stream.key).cloned() else {
                 return;
             };
             if inner.rendition_keys.lock().unwrap().contains(&stream.key) {
@@ -1252,6 +1262,25 @@ async fn supervise_source(inner: Arc<Inner>, s: Arc<Source>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ladders_per_app_and_per_stream() {
+        let apps: std::collections::BTreeMap<String, String> = [
+            ("live".to_owned(), "default".to_owned()),
+            ("live/match".to_owned(), "sports".to_owned()),
+        ]
+        .into();
+        let k = |app: &str, stream: &str| StreamKey::new(None, app, stream);
+        assert_eq!(
+            ladder_for(&apps, &k("live", "match")).map(String::as_str),
+            Some("sports")
+        );
+        assert_eq!(
+            ladder_for(&apps, &k("live", "other")).map(String::as_str),
+            Some("default")
+        );
+        assert_eq!(ladder_for(&apps, &k("vod", "match")), None);
+    }
     use super::*;
     use crate::config::Rung;
     use crate::hub::{HubConfig, Origin};
