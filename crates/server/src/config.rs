@@ -442,6 +442,7 @@ impl Config {
             86_400_000,
         )?;
         for p in &self.proxy.pull {
+            range("proxy.pull timeout_sec", p.timeout_sec, 0, 3600)?;
             crate::proxy::check_pull_url(&p.url).map_err(|message| ConfigError::Invalid {
                 key: "proxy.pull",
                 message,
@@ -454,6 +455,7 @@ impl Config {
             }
         }
         for p in &self.proxy.push {
+            range("proxy.push timeout_sec", p.timeout_sec, 0, 3600)?;
             crate::proxy::check_push_url(&p.url).map_err(|message| ConfigError::Invalid {
                 key: "proxy.push",
                 message,

@@ -129,28 +129,30 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         s = signal => tracing::info!(signal = s, "shutting down: no new connections, ending sessions"),
         r = &mut rtmp_task => return r.map_err(|e| format!("RTMP listener failed: {e}")),
     }
-    // ffmpeg children first: they are clients of our own RTMP listener.
-    let _ = tokio::time::timeout(RECORD_FINISH_GRACE, transcoder.shutdown()).await;
-    let _ = stop_tx.send(true);
-    let recordings = async {
-        if tokio::time::timeout(RECORD_FINISH_GRACE, recorder.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::error!("recordings were not finished within {RECORD_FINISH_GRACE:?}");
-        }
-    };
-    let both = async {
+    // Everything below shares one deadline (the process must be gone within 5 s).
+    // Recordings are closed to new starts first, so a proxy or a new stream cannot
+    // begin one that nobody would finish; the sources of media (proxies, ffmpeg
+    // children, publishers) and the recordings then end together.
+    let all = async {
+        let recordings = async {
+            if tokio::time::timeout(RECORD_FINISH_GRACE, recorder.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::error!("recordings were not finished within {RECORD_FINISH_GRACE:?}");
+            }
+        };
+        let sources = async {
+            tokio::join!(proxies.shutdown(), transcoder.shutdown());
+        };
+        let _ = stop_tx.send(true);
         let sessions = async {
             let _ = rtmp_task.await;
             let _ = http_task.await;
         };
-        let proxies = async {
-            let _ = tokio::time::timeout(RECORD_FINISH_GRACE, proxies.shutdown()).await;
-        };
-        tokio::join!(sessions, recordings, proxies);
+        tokio::join!(recordings, sources, sessions);
     };
-    if tokio::time::timeout(SHUTDOWN_GRACE, both).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
         tracing::warn!("sessions did not end within {SHUTDOWN_GRACE:?}; exiting anyway");
     }
     tracing::info!("ferrocast stopped");

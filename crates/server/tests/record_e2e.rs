@@ -164,6 +164,21 @@ fn mp4_record_stop_seek_list_and_serve() {
         &format!("secret={SECRET}&app=live&type=1"),
     );
     assert!(api_code(&v) == -300 && msg(&v).contains("stream"), "{v}");
+    // A stream name cannot point outside the record directory either.
+    for bad in ["../../escape", "/tmp/abs"] {
+        let v = api(
+            &server,
+            "getMP4RecordFile",
+            &format!("secret={SECRET}&app=live&stream={bad}"),
+        );
+        assert_eq!(api_code(&v), -300, "{bad}: {v}");
+        let v = api(
+            &server,
+            "startRecord",
+            &format!("secret={SECRET}&app=live&type=1&stream={bad}"),
+        );
+        assert_eq!(api_code(&v), -300, "{bad}: {v}");
+    }
     for bad in ["../../escape", "/tmp/abs", "a/../../b"] {
         let v = api(
             &server,

@@ -131,6 +131,8 @@ pub struct ApiState {
     started: std::time::Instant,
     loads: load::Loads,
     snaps: snap::SnapCache,
+    /// One setServerConfig at a time, from reading the config to saving the file.
+    config_edit: tokio::sync::Mutex<()>,
 }
 
 impl ApiState {
@@ -162,6 +164,7 @@ impl ApiState {
             started: std::time::Instant::now(),
             loads: load::start_sampler(),
             snaps: snap::SnapCache::default(),
+            config_edit: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -502,7 +505,7 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
                 stream: required(p, "stream")?.to_owned(),
                 url: required(p, "url")?.to_owned(),
                 retry_count: int_param(p, "retry_count", -1)?,
-                timeout_sec: int_param(p, "timeout_sec", 0)?.max(0) as u64,
+                timeout_sec: int_param(p, "timeout_sec", 0)?.clamp(0, 3600) as u64,
                 on_demand: flag(p, "on_demand"),
                 enable_hls: p.get("enable_hls").is_none_or(|_| flag(p, "enable_hls")),
                 enable_mp4: flag(p, "enable_mp4"),
@@ -539,7 +542,7 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
                 stream: required(p, "stream")?.to_owned(),
                 url: required(p, "dst_url")?.to_owned(),
                 retry_count: int_param(p, "retry_count", -1)?,
-                timeout_sec: int_param(p, "timeout_sec", 0)?.max(0) as u64,
+                timeout_sec: int_param(p, "timeout_sec", 0)?.clamp(0, 3600) as u64,
             };
             match st.proxies.add_push(spec, true) {
                 Ok(key) => reply(json!({"code": 0, "data": {"key": key}})),
@@ -638,6 +641,7 @@ async fn set_server_config(st: &ApiState, p: &Params) -> Result<Response, Respon
     if changes.is_empty() {
         return Err(fail(-300, "missing required parameter: section.key=value"));
     }
+    let _one_at_a_time = st.config_edit.lock().await;
     let current = st.config.read().unwrap().clone();
     let (new, changed) = config_edit::apply(&current, &changes).map_err(|e| fail(-300, e))?;
     if changed.iter().any(|k| k.starts_with("record.")) {
@@ -680,11 +684,10 @@ async fn set_server_config(st: &ApiState, p: &Params) -> Result<Response, Respon
 fn key_of(p: &Params) -> Result<StreamKey, Response> {
     let app = required(p, "app")?;
     let stream = required(p, "stream")?;
-    Ok(StreamKey::new(
-        p.get("vhost").map(String::as_str),
-        app,
-        stream,
-    ))
+    let key = StreamKey::new(p.get("vhost").map(String::as_str), app, stream);
+    key.check_names()
+        .map_err(|why| fail(-300, format!("invalid parameter app/stream: {why}")))?;
+    Ok(key)
 }
 
 /// The output schemas every stream has (one getMediaList entry each).

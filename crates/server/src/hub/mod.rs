@@ -60,6 +60,31 @@ pub struct StreamKey {
 }
 
 impl StreamKey {
+    /// Why this app/stream name cannot be published, if it cannot. Names become
+    /// paths of recordings and disk HLS, so no empty, `.` or `..` part, no leading
+    /// `/`, no backslash or control character, and at most 256 bytes each. A `/`
+    /// inside a stream name (nested directories) is allowed.
+    pub fn check_names(&self) -> Result<(), &'static str> {
+        for name in [&self.app, &self.stream, &self.vhost] {
+            if name.is_empty() || name.len() > 256 {
+                return Err("empty or longer than 256 bytes");
+            }
+            if name.chars().any(|c| c.is_control() || c == '\\') {
+                return Err("control character or backslash");
+            }
+            if name
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+            {
+                return Err("empty, '.' or '..' path part");
+            }
+        }
+        if self.app.contains('/') {
+            return Err("'/' in the app name");
+        }
+        Ok(())
+    }
+
     pub fn new(vhost: Option<&str>, app: &str, stream: &str) -> Self {
         StreamKey {
             vhost: vhost
@@ -107,6 +132,8 @@ impl HubConfig {
 pub enum PublishError {
     #[error("stream {0} is already being published")]
     AlreadyPublishing(StreamKey),
+    #[error("invalid stream name {0}: {1}")]
+    BadName(StreamKey, &'static str),
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -301,6 +328,9 @@ impl Hub {
         key: StreamKey,
         origin: Origin,
     ) -> Result<Publisher, PublishError> {
+        if let Err(why) = key.check_names() {
+            return Err(PublishError::BadName(key, why));
+        }
         let id = self.next_session_id();
         let mut created = false;
         let stream = {
@@ -724,6 +754,11 @@ impl Subscription {
     /// A player is "behind" from its first lag until it has gone a whole
     /// `slow_timeout` without lagging; behind for longer than that, it is too slow.
     fn note_lag(&mut self) -> Result<(), SubscriptionEnd> {
+        // Internal consumers (HLS muxer, recordings) skip to the next keyframe when
+        // they fall behind but are never dropped: a slow disk must not end a recording.
+        if !self.counted {
+            return Ok(());
+        }
         let now = Instant::now();
         let new_episode = match self.last_lag {
             Some(last) => now.duration_since(last) > self.slow_timeout,
@@ -850,6 +885,30 @@ impl Drop for Subscription {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn names_that_would_escape_a_directory_are_refused() {
+        let k = |app: &str, stream: &str| StreamKey::new(None, app, stream);
+        assert!(k("live", "cam1").check_names().is_ok());
+        assert!(k("live", "match/cam-2").check_names().is_ok());
+        for (app, stream) in [
+            ("live", "../../etc/x"),
+            ("live", "/etc/x"),
+            ("live", "a/../b"),
+            ("..", "x"),
+            ("a/b", "x"),
+            ("live", ""),
+            ("live", "a\\b"),
+            ("live", "a\u{0}b"),
+        ] {
+            assert!(k(app, stream).check_names().is_err(), "{app}/{stream}");
+        }
+        let hub = Hub::new(HubConfig::from_config(&crate::config::Config::default()));
+        assert!(matches!(
+            hub.publish(k("live", "../x"), test_origin()),
+            Err(PublishError::BadName(..))
+        ));
+    }
     use super::*;
 
     fn config(continue_push_ms: u64, queue_len: usize) -> HubConfig {

@@ -114,6 +114,8 @@ struct Store {
 }
 
 struct Inner {
+    /// Held for a whole save: concurrent API calls must not interleave their writes.
+    saving: Mutex<()>,
     hub: Arc<Hub>,
     hls: Arc<crate::hls::HlsStore>,
     recorder: Recorder,
@@ -157,6 +159,7 @@ impl ProxyManager {
     ) -> Self {
         ProxyManager {
             inner: Arc::new(Inner {
+                saving: Mutex::new(()),
                 hub,
                 hls,
                 recorder,
@@ -222,6 +225,12 @@ impl ProxyManager {
         }
         let key = pull_key(&spec);
         let stream_key = key_of(&spec.vhost, &spec.app, &spec.stream);
+        stream_key
+            .check_names()
+            .map_err(|why| (-300, format!("invalid parameter app/stream: {why}")))?;
+        if spec.timeout_sec > 3600 {
+            return Err((-300, "invalid parameter timeout_sec: at most 3600".into()));
+        }
         {
             let mut pulls = self.inner.pulls.lock().unwrap();
             if pulls.contains_key(&key)
@@ -277,6 +286,12 @@ impl ProxyManager {
 
     pub fn add_push(&self, spec: PushSpec, persistent: bool) -> Result<String, ApiError> {
         check_push_url(&spec.url).map_err(|e| (-300, format!("invalid parameter dst_url: {e}")))?;
+        key_of(&spec.vhost, &spec.app, &spec.stream)
+            .check_names()
+            .map_err(|why| (-300, format!("invalid parameter app/stream: {why}")))?;
+        if spec.timeout_sec > 3600 {
+            return Err((-300, "invalid parameter timeout_sec: at most 3600".into()));
+        }
         let key = push_key(&spec);
         {
             let mut pushes = self.inner.pushes.lock().unwrap();
@@ -353,6 +368,7 @@ impl ProxyManager {
 
     /// Writes the API-added proxies to the store (atomically).
     fn save(&self) {
+        let _saving = self.inner.saving.lock().unwrap();
         let store = Store {
             pull: self
                 .inner

@@ -132,6 +132,8 @@ struct Inner {
     active: Mutex<HashMap<(StreamKey, RecordKind), Arc<Active>>>,
     errors: Mutex<HashMap<(StreamKey, RecordKind), String>>,
     events: broadcast::Sender<RecordEvent>,
+    /// Set by [`Recorder::shutdown`]: no recording starts any more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// All recordings of the server.
@@ -170,12 +172,7 @@ impl TaskContext {
     /// name is taken (two files started within one second).
     pub fn new_path(&self, start_unix: u64, ext: &str) -> PathBuf {
         let (date, time) = date_time(start_unix);
-        let dir = self
-            .opts
-            .root
-            .join(&self.key.app)
-            .join(&self.key.stream)
-            .join(date);
+        let dir = self.opts.root.join(stream_dir(&self.key)).join(date);
         let mut path = dir.join(format!("{time}{ext}"));
         let mut n = 1;
         while path.exists() {
@@ -195,6 +192,7 @@ impl Recorder {
                 active: Mutex::new(HashMap::new()),
                 errors: Mutex::new(HashMap::new()),
                 events: broadcast::channel(256).0,
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -271,6 +269,10 @@ impl Recorder {
     fn start_on(&self, stream: Arc<Stream>, kind: RecordKind, opts: StartOptions) -> bool {
         let key = stream.key.clone();
         let mut active = self.inner.active.lock().unwrap();
+        if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+            // Shutting down: recordings are being finished, none may start.
+            return false;
+        }
         if active.contains_key(&(key.clone(), kind)) {
             return false;
         }
@@ -287,8 +289,6 @@ impl Recorder {
             stop: stop_tx,
             task: Mutex::new(None),
         });
-        active.insert((key.clone(), kind), entry.clone());
-        drop(active);
         tracing::info!(stream = %key, kind = kind.label(), root = %opts.root.display(), "recording started");
         crate::metrics::recording_started(kind.label());
         let ctx = TaskContext {
@@ -325,7 +325,10 @@ impl Recorder {
                 active.remove(&(ctx.key.clone(), kind));
             }
         });
+        // Listed only with its task handle in place, and still under the lock: a
+        // stopRecord or shutdown that finds it always waits for the file to be finished.
         *entry.task.lock().unwrap() = Some(handle);
+        active.insert((key.clone(), kind), entry);
         true
     }
 
@@ -369,7 +372,13 @@ impl Recorder {
 
     /// Finishes every recording (on shutdown).
     pub async fn shutdown(&self) {
-        let all: Vec<_> = self.inner.active.lock().unwrap().drain().collect();
+        let all: Vec<_> = {
+            let mut active = self.inner.active.lock().unwrap();
+            self.inner
+                .closed
+                .store(true, std::sync::atomic::Ordering::Release);
+            active.drain().collect()
+        };
         if !all.is_empty() {
             tracing::info!(count = all.len(), "finishing recordings");
         }
@@ -384,10 +393,7 @@ impl Recorder {
         period: Option<&str>,
         customized_path: Option<&str>,
     ) -> Result<(Vec<String>, PathBuf), RecordError> {
-        let root = self
-            .root_for(customized_path)?
-            .join(&key.app)
-            .join(&key.stream);
+        let root = self.root_for(customized_path)?.join(stream_dir(key));
         let names = |dir: &Path, want_dir: bool| -> Vec<String> {
             let mut v: Vec<String> = std::fs::read_dir(dir)
                 .into_iter()
@@ -435,6 +441,14 @@ async fn finish(entry: Arc<Active>) {
     if let Some(t) = task {
         let _ = t.await;
     }
+}
+
+/// `{app}/{stream}` as a relative path. Published names are checked by the hub
+/// ([`StreamKey::check_names`]); this keeps any other name inside the root too.
+fn stream_dir(key: &StreamKey) -> PathBuf {
+    let part =
+        |s: &str| safe_relative(s).unwrap_or_else(|_| PathBuf::from(s.replace(['/', '.'], "_")));
+    part(&key.app).join(part(&key.stream))
 }
 
 /// A `customized_path` as a path relative to the record dir: no root, no `..`.
