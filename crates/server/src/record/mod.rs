@@ -143,6 +143,7 @@ pub struct Recorder {
 }
 
 /// What a recording task is given.
+#[derive(Clone)]
 pub(crate) struct TaskContext {
     pub key: StreamKey,
     pub opts: StartOptions,

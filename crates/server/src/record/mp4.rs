@@ -33,6 +33,10 @@ pub(crate) async fn run(
     let mut out: Vec<Bytes> = Vec::new();
     let mut warned = 0u32;
     let max_ms = ctx.opts.max_second.saturating_mul(1000);
+    // Files being finished in the background (rotation, codec change): writing the
+    // index of an hour-long file takes a while on a slow disk, and the recording
+    // must go on reading meanwhile, so the next file starts where this one ended.
+    let mut finishing: Vec<tokio::task::JoinHandle<std::io::Result<()>>> = Vec::new();
     let result: std::io::Result<()> = async {
         loop {
             tokio::select! {
@@ -59,7 +63,7 @@ pub(crate) async fn run(
                         && !p.sequence_header
                         && f.rec.duration_ms() >= max_ms;
                     if rotate {
-                        close(ctx, file.take(), &mut out).await?;
+                        finishing.push(close_in_background(ctx, file.take()));
                     }
                 }
                 if file.is_none() {
@@ -72,7 +76,7 @@ pub(crate) async fn run(
                 match write(&mut f.rec, &p, is_video, &mut out) {
                     Err(Mp4Error::ConfigChanged) => {
                         tracing::info!(stream = %ctx.key, "MP4 recording: codec configuration changed; starting a new file");
-                        close(ctx, file.take(), &mut out).await?;
+                        finishing.push(close_in_background(ctx, file.take()));
                         let mut f = open(ctx, &video_header, &audio_header, &mut out).await?;
                         if !p.sequence_header {
                             if let Err(e) = write(&mut f.rec, &p, is_video, &mut out) {
@@ -92,7 +96,7 @@ pub(crate) async fn run(
         Ok(())
     }
     .await;
-    match result {
+    let mut result = match result {
         Ok(()) => close(ctx, file.take(), &mut out).await,
         Err(e) => {
             // Best effort: the file keeps whatever fragments made it to disk.
@@ -108,7 +112,26 @@ pub(crate) async fn run(
             }
             Err(e)
         }
+    };
+    for h in finishing {
+        let finished = h.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let (Ok(()), Err(e)) = (&result, finished) {
+            result = Err(e);
+        }
     }
+    result
+}
+
+/// Finishes `file` on its own task.
+fn close_in_background(
+    ctx: &TaskContext,
+    file: Option<OpenFile>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let mut out = Vec::new();
+        close(&ctx, file, &mut out).await
+    })
 }
 
 fn note(ctx: &TaskContext, warned: &mut u32, e: &Mp4Error) {
