@@ -1823,6 +1823,25 @@ mod tests {
         out
     }
 
+    /// The server's RTMP listener on a free loopback port, in this process.
+    async fn rtmp_server(
+        hub: &Arc<Hub>,
+        c: &crate::config::Config,
+    ) -> (SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let settings = Arc::new(crate::rtmp::RtmpSettings::from_config(c));
+        let server = tokio::spawn(crate::rtmp::serve(
+            listener,
+            hub.clone(),
+            settings,
+            64,
+            stop_rx,
+        ));
+        (addr, stop_tx, server)
+    }
+
     async fn wait_async(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
         let t = Instant::now();
         while !check() {
@@ -1858,17 +1877,7 @@ mod tests {
         let mut c = crate::config::Config::default();
         c.general.continue_push_ms = 1000;
         let hub = Hub::new(HubConfig::from_config(&c));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let settings = Arc::new(crate::rtmp::RtmpSettings::from_config(&c));
-        let server = tokio::spawn(crate::rtmp::serve(
-            listener,
-            hub.clone(),
-            settings,
-            64,
-            stop_rx,
-        ));
+        let (addr, stop_tx, server) = rtmp_server(&hub, &c).await;
         let mut tc = c.transcode.clone();
         tc.preset = "ultrafast".into();
         tc.restart_delay_ms = 300;
@@ -1993,17 +2002,7 @@ mod tests {
                 s2.lock().unwrap().push(sub);
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let settings = Arc::new(crate::rtmp::RtmpSettings::from_config(&c));
-        let server = tokio::spawn(crate::rtmp::serve(
-            listener,
-            hub.clone(),
-            settings,
-            64,
-            stop_rx,
-        ));
+        let (addr, stop_tx, server) = rtmp_server(&hub, &c).await;
         let mut tc = c.transcode.clone();
         tc.preset = "ultrafast".into();
         tc.apps = [("auto".to_owned(), "default".to_owned())].into();

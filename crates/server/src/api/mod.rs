@@ -496,11 +496,7 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
         }
         "addStreamProxy" => {
             let spec = PullSpec {
-                vhost: p
-                    .get("vhost")
-                    .filter(|v| !v.is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| crate::hub::DEFAULT_VHOST.to_owned()),
+                vhost: vhost_param(p),
                 app: required(p, "app")?.to_owned(),
                 stream: required(p, "stream")?.to_owned(),
                 url: required(p, "url")?.to_owned(),
@@ -517,10 +513,7 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
                     }
                 },
             };
-            match st.proxies.add_pull(spec, true) {
-                Ok(key) => reply(json!({"code": 0, "data": {"key": key}})),
-                Err((code, msg)) => fail(code, msg),
-            }
+            keyed(st.proxies.add_pull(spec, true))
         }
         "delStreamProxy" => {
             let flag = st.proxies.del_pull(required(p, "key")?).await;
@@ -533,21 +526,14 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
         },
         "addStreamPusherProxy" => {
             let spec = PushSpec {
-                vhost: p
-                    .get("vhost")
-                    .filter(|v| !v.is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| crate::hub::DEFAULT_VHOST.to_owned()),
+                vhost: vhost_param(p),
                 app: required(p, "app")?.to_owned(),
                 stream: required(p, "stream")?.to_owned(),
                 url: required(p, "dst_url")?.to_owned(),
                 retry_count: int_param(p, "retry_count", -1)?,
                 timeout_sec: int_param(p, "timeout_sec", 0)?.clamp(0, 3600) as u64,
             };
-            match st.proxies.add_push(spec, true) {
-                Ok(key) => reply(json!({"code": 0, "data": {"key": key}})),
-                Err((code, msg)) => fail(code, msg),
-            }
+            keyed(st.proxies.add_push(spec, true))
         }
         "delStreamPusherProxy" => {
             let flag = st.proxies.del_push(required(p, "key")?).await;
@@ -561,10 +547,7 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
                 .filter(|v| !v.is_empty())
                 .map(String::as_str)
                 .unwrap_or("default");
-            match st.transcoder.start(&key, ladder) {
-                Ok(k) => reply(json!({"code": 0, "data": {"key": k}})),
-                Err((code, msg)) => fail(code, msg),
-            }
+            keyed(st.transcoder.start(&key, ladder))
         }
         "stopTranscode" => {
             let key = key_of(p)?;
@@ -579,10 +562,7 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
             let src = required(p, "src_url")?;
             let dst = required(p, "dst_url")?;
             let timeout_ms = int_param(p, "timeout_ms", 10_000)?.clamp(0, 600_000) as u64;
-            match st.transcoder.add_ffmpeg_source(src, dst, timeout_ms).await {
-                Ok(k) => reply(json!({"code": 0, "data": {"key": k}})),
-                Err((code, msg)) => fail(code, msg),
-            }
+            keyed(st.transcoder.add_ffmpeg_source(src, dst, timeout_ms).await)
         }
         "delFFmpegSource" => {
             let flag = st.transcoder.del_ffmpeg_source(required(p, "key")?).await;
@@ -593,6 +573,22 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
         }
         _ => fail(-500, format!("unknown API: {name}")),
     })
+}
+
+/// `vhost`, or the default vhost when absent or empty.
+fn vhost_param(p: &Params) -> String {
+    p.get("vhost")
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .unwrap_or_else(|| crate::hub::DEFAULT_VHOST.to_owned())
+}
+
+/// The answer to an add/start call that creates something with a key.
+fn keyed(r: Result<String, (i32, String)>) -> Response {
+    match r {
+        Ok(key) => reply(json!({"code": 0, "data": {"key": key}})),
+        Err((code, msg)) => fail(code, msg),
+    }
 }
 
 /// An optional integer parameter.

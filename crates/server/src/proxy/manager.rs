@@ -107,6 +107,37 @@ struct Entry<S> {
     demand: Arc<Notify>,
 }
 
+impl<S> Entry<S> {
+    fn new(spec: S, persistent: bool, status: &'static str) -> (Arc<Self>, watch::Receiver<bool>) {
+        let (stop, stop_rx) = watch::channel(false);
+        let entry = Arc::new(Entry {
+            spec,
+            persistent,
+            state: Arc::new(Mutex::new(ProxyState::new(status))),
+            stop,
+            task: Mutex::new(None),
+            demand: Arc::new(Notify::new()),
+        });
+        (entry, stop_rx)
+    }
+}
+
+/// The local stream of a proxy, checked: a publishable name and a bounded timeout.
+fn check_target(
+    vhost: &str,
+    app: &str,
+    stream: &str,
+    timeout_sec: u64,
+) -> Result<StreamKey, ApiError> {
+    let key = key_of(vhost, app, stream);
+    key.check_names()
+        .map_err(|why| (-300, format!("invalid parameter app/stream: {why}")))?;
+    if timeout_sec > 3600 {
+        return Err((-300, "invalid parameter timeout_sec: at most 3600".into()));
+    }
+    Ok(key)
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Store {
     pull: Vec<PullSpec>,
@@ -224,13 +255,7 @@ impl ProxyManager {
             ));
         }
         let key = pull_key(&spec);
-        let stream_key = key_of(&spec.vhost, &spec.app, &spec.stream);
-        stream_key
-            .check_names()
-            .map_err(|why| (-300, format!("invalid parameter app/stream: {why}")))?;
-        if spec.timeout_sec > 3600 {
-            return Err((-300, "invalid parameter timeout_sec: at most 3600".into()));
-        }
+        let stream_key = check_target(&spec.vhost, &spec.app, &spec.stream, spec.timeout_sec)?;
         {
             let mut pulls = self.inner.pulls.lock().unwrap();
             if pulls.contains_key(&key)
@@ -242,15 +267,7 @@ impl ProxyManager {
             {
                 return Err((-1, "This stream already exists".into()));
             }
-            let (stop, stop_rx) = watch::channel(false);
-            let entry = Arc::new(Entry {
-                spec: spec.clone(),
-                persistent,
-                state: Arc::new(Mutex::new(ProxyState::new("connecting"))),
-                stop,
-                task: Mutex::new(None),
-                demand: Arc::new(Notify::new()),
-            });
+            let (entry, stop_rx) = Entry::new(spec.clone(), persistent, "connecting");
             self.inner.hls.set_enabled(&stream_key, spec.enable_hls);
             let task = tokio::spawn(run_pull(self.inner.clone(), entry.clone(), stop_rx));
             *entry.task.lock().unwrap() = Some(task);
@@ -286,27 +303,15 @@ impl ProxyManager {
 
     pub fn add_push(&self, spec: PushSpec, persistent: bool) -> Result<String, ApiError> {
         check_push_url(&spec.url).map_err(|e| (-300, format!("invalid parameter dst_url: {e}")))?;
-        key_of(&spec.vhost, &spec.app, &spec.stream)
-            .check_names()
-            .map_err(|why| (-300, format!("invalid parameter app/stream: {why}")))?;
-        if spec.timeout_sec > 3600 {
-            return Err((-300, "invalid parameter timeout_sec: at most 3600".into()));
-        }
+        check_target(&spec.vhost, &spec.app, &spec.stream, spec.timeout_sec)?;
         let key = push_key(&spec);
         {
             let mut pushes = self.inner.pushes.lock().unwrap();
             if pushes.contains_key(&key) {
                 return Err((-1, "This pusher already exists".into()));
             }
-            let (stop, stop_rx) = watch::channel(false);
-            let entry = Arc::new(Entry {
-                spec: spec.clone(),
-                persistent,
-                state: Arc::new(Mutex::new(ProxyState::new("waiting for the local stream"))),
-                stop,
-                task: Mutex::new(None),
-                demand: Arc::new(Notify::new()),
-            });
+            let (entry, stop_rx) =
+                Entry::new(spec.clone(), persistent, "waiting for the local stream");
             let task = tokio::spawn(run_push(self.inner.clone(), entry.clone(), stop_rx));
             *entry.task.lock().unwrap() = Some(task);
             pushes.insert(key.clone(), entry);
