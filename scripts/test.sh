@@ -3,8 +3,11 @@
 #   1. installs the real peers the tests talk to (ffmpeg/ffprobe, rtmpdump, nginx with
 #      the RTMP module, Chromium, GStreamer's RTSP server) with apt-get, and cargo-fuzz
 #      with cargo, when missing;
-#   2. unit, property and end-to-end tests (cargo test, whole workspace);
-#   3. every fuzz target for FUZZ_SECONDS (default 30) each; a crash fails the run.
+#   2. static checks: rustfmt, clippy with warnings as errors, the server's module
+#      layering (scripts/check-layers.py);
+#   3. unit, property and end-to-end tests (cargo test, whole workspace);
+#   4. the README's quick start, run literally (scripts/quickstart.sh);
+#   5. every fuzz target for FUZZ_SECONDS (default 30) each; a crash fails the run.
 # Nothing is skipped: a peer that cannot be installed fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,12 +63,24 @@ fi
 log "npm ci in tests/browser"
 npm ci --prefix tests/browser --no-audit --no-fund
 
-# --- 2. unit, property and end-to-end tests -------------------------------------
+# --- 2. static checks -------------------------------------------------------------
+log "cargo fmt --all --check"
+cargo fmt --all --check
+log "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "module layering"
+python3 scripts/check-layers.py
+
+# --- 3. unit, property and end-to-end tests -------------------------------------
 log "cargo test --workspace"
 # Two test threads: the end-to-end tests run real encoders on a 2-core machine.
 cargo test --workspace --locked -- --test-threads=2
 
-# --- 3. fuzzing -----------------------------------------------------------------
+# --- 4. the README's quick start ---------------------------------------------------
+log "README quick start"
+./scripts/quickstart.sh
+
+# --- 5. fuzzing -----------------------------------------------------------------
 # cargo fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable toolchain build it.
 log "fuzzing each target for ${FUZZ_SECONDS}s"
 targets=$(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list)

@@ -1,175 +1,128 @@
-//! ferrocast: a live-streaming media server. This library is the server (`ferrocast`
-//! binary's body): configuration, the stream hub and the protocol front ends that
-//! drive the sans-IO code of `ferrocast-proto`.
+//! ferrocast: a live-streaming media server. This crate is the `ferrocast` binary's
+//! body: the tokio glue that drives the sans-IO protocol code of `ferrocast-proto`.
+//! This page is the map; each module's own doc says what it decided and why.
+//!
+//! # Data flow
+//! Media moves one way, and every frame exists once:
+//!
+//! ```text
+//! publisher socket ── rtmp::conn ── proto ServerSession ──┐      (RTMP publish)
+//! remote rtmp(s)://, rtsp:// ── proxy::{rtmp, rtsp} ──────┤      (pull proxies)
+//! ffmpeg renditions ── back in through rtmp::conn ────────┤      (transcode)
+//!                                                         ▼
+//!                        hub::Stream (GOP cache + bounded broadcast ring of Arc<Packet>)
+//!                                                         │
+//!   ┌──────────────┬───────────────┬──────────────┬───────┴────────┬─────────────┐
+//!   ▼              ▼               ▼              ▼                ▼             ▼
+//! RTMP players  HTTP-FLV/WS-FLV  HTTP-TS       live_hls muxer   record (MP4,  transcode
+//! (rtmp::conn)  (http::live)     (http::live)  -> HlsStore      HLS files)    (ffmpeg plays
+//!                                               -> http (HLS)                 it over RTMP),
+//!                                                                             proxy pushers
+//! ```
+//!
+//! A publisher hands each message to [`hub::Stream`], which stores it once as an
+//! `Arc<Packet>` (payload: the publisher's `Bytes`) and sends it into a bounded
+//! broadcast ring. Every subscriber, whether a socket or an internal service, reads
+//! the same packets with its own cursor. Wire bytes are built once per stream, never
+//! per viewer: a packet caches its RTMP chunks and its FLV tag on first use, and HLS
+//! segments are muxed once by one task per stream. A new subscriber gets the GOP
+//! cache (metadata, sequence headers, frames since the last keyframe) and then the
+//! ring, taken under one lock so there is no gap and no duplicate.
+//!
+//! The publisher never waits for a viewer: a send into the ring cannot block. A
+//! viewer overrun by the ring skips to the next keyframe; one that stays behind (or
+//! whose socket takes no write) for `hub.slow_player_timeout_ms` is disconnected.
+//! Internal subscribers (HLS muxer, recordings) are never disconnected, only skip.
+//! Each socket viewer writes its batch in one vectored write at most once per
+//! `hub.flush_interval_ms` (fan-out CPU is kernel time per write).
+//!
+//! # Who spawns what
+//! * [`server::serve`] binds the listeners, builds the services on one [`hub::Hub`]
+//!   and spawns two tasks: the RTMP listener ([`rtmp::serve`]) and the axum HTTP
+//!   server ([`http::router`] plus the API routes of [`api::routes`]).
+//! * The RTMP listener spawns one task per connection ([`rtmp::conn`]) in a
+//!   `JoinSet`, capped by a semaphore (`rtmp.max_connections`). Axum spawns one task
+//!   per HTTP connection; a live FLV/TS viewer's response body is a stream that reads
+//!   its hub subscription.
+//! * The hub's new-stream hook spawns, per stream: the live HLS muxer task
+//!   ([`live_hls::attach`]), the recording tasks of auto-recorded apps
+//!   ([`record::Recorder::attach`]) and the transcode supervisor of transcoded apps
+//!   ([`transcode::Transcoder::attach`]). A publisher that leaves spawns a
+//!   continue_push timer that ends the stream unless a publisher returns.
+//! * The proxy manager spawns one task per pull or push proxy
+//!   ([`proxy::manager::ProxyManager`]); the transcoder one supervisor task per
+//!   ffmpeg child; the recorder one task per recording (and one per MP4 file being
+//!   finished at a rotation).
+//!
+//! # Hooks the hub offers
+//! The hub knows none of the services above; they attach themselves at start-up:
+//! * [`hub::Hub::add_on_new_stream`]: called outside the hub's locks for each new
+//!   stream (live HLS, recorder, transcoder).
+//! * [`hub::Hub::add_on_demand`]: a player started waiting for a stream that is not
+//!   published (on-demand pull proxies).
+//! * [`hub::Hub::register_session`]: every client connection is listed (API
+//!   `getAllSession`, `kick_session`); the guard unlists it when dropped.
+//! * A player waits for a stream up to `general.max_stream_wait_ms` on the hub's
+//!   publish counter (a `watch`), and a stream's `kicked` watch tells its publisher
+//!   to leave (`close_streams`).
+//!
+//! # Locks
+//! Every lock here is a `std::sync` `Mutex` or `RwLock`, held for a few field updates
+//! and never across an `.await` (so a tokio lock's queueing and cost buy nothing, and
+//! a std lock cannot be held by a task parked on I/O). The important ones:
+//! * `Hub::streams`: the registry map; taken to find, create or remove a stream.
+//! * `Stream::state`: publisher id and generation, GOP cache, timeline, media info.
+//!   A publish writes the GOP cache and sends into the ring under it, and a new
+//!   subscriber copies the GOP cache and subscribes to the ring under it: that is
+//!   what makes the hand-over gapless. Never take `Hub::streams` while holding it.
+//! * Per service: the HLS store's segmenter per stream, the recorder's and proxy
+//!   manager's and transcoder's job tables, the session registry.
+//!
+//! Two locks are tokio's, because they are held across an await on purpose: the API's
+//! `setServerConfig` serializes its read-modify-write of the config file, and
+//! `getSnap` holds a URL's slot while its ffmpeg runs so one URL runs one ffmpeg.
+//!
+//! # Layering
+//! The top-level modules form a DAG; a module imports only modules above it in this
+//! list (`scripts/check-layers.sh` checks it in the test script):
+//! 1. [`config`]: settings and the value types more than one module validates
+//!    (allow-lists, URL rules, the default vhost). Imports nothing of ours.
+//! 2. [`backoff`]: the reconnection delay rule. Imports nothing of ours.
+//! 3. [`hub`]: streams, fan-out, sessions.
+//! 4. [`metrics`]: Prometheus counters and the scrape-time view of the hub.
+//! 5. Inputs and outputs: [`rtmp`], [`live_hls`], [`record`]; then [`http`] (serves
+//!    live HLS), [`proxy`] (restarts live HLS and recordings of pulled streams); then
+//!    [`transcode`] (publishes through the RTMP listener's address, proxies' URLs).
+//! 6. [`api`]: the ZLMediaKit HTTP API. The only place that knows ZLMediaKit's wire
+//!    format (codes -100/-300/-400/-500/-1, JSON shapes, originType numbers); domain
+//!    modules return typed values and `thiserror` errors, mapped here.
+//! 7. [`server`]: the assembly. Nothing imports it.
+//!
+//! # Shutdown
+//! On SIGINT or SIGTERM, [`server::serve`] runs everything under one deadline (the
+//! process is gone within 5 s): recordings are first closed to new starts (so a proxy
+//! or a new stream cannot begin a file that nobody finishes), then, together, the
+//! recordings are finished (their MP4 index written), proxies and ffmpeg children
+//! are stopped, and the listeners stop accepting while every session ends.
+//!
+//! # Errors and panics
+//! Every byte from the network is hostile. Bad input is an `Err` from the proto
+//! layer that closes that one session with a log line naming the peer and the fault;
+//! it never panics. A panic is a bug.
+
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod api;
 pub mod config;
-pub mod hls;
 pub mod http;
 pub mod hub;
+pub mod live_hls;
 pub mod metrics;
 pub mod proxy;
 pub mod record;
 pub mod rtmp;
+pub mod server;
 pub mod transcode;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-
-use config::Config;
-
-/// How long shutdown waits for sessions to end before exiting anyway (the process
-/// must be gone within 5 s of SIGTERM).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
-
-/// How long shutdown waits for recordings to be finished (their index written).
-const RECORD_FINISH_GRACE: Duration = Duration::from_secs(3);
-
-/// Binds the listeners and serves until SIGINT or SIGTERM. `config_path` is the
-/// operator's file, where setServerConfig writes changes back.
-pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
-    // A write past RLIMIT_FSIZE must fail with EFBIG (a recording then stops with a
-    // logged error), not kill the server with SIGXFSZ.
-    let _sigxfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25));
-    let rtmp_listener = TcpListener::bind(&config.rtmp.listen)
-        .await
-        .map_err(|e| format!("cannot listen for RTMP on {}: {e}", config.rtmp.listen))?;
-    let rtmp_addr = rtmp_listener.local_addr().map_err(|e| e.to_string())?;
-    let http_listener = TcpListener::bind(&config.http.listen)
-        .await
-        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http.listen))?;
-    let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(
-        rtmp = %rtmp_addr,
-        http = %http_addr,
-        threads = config.worker_threads(),
-        data_dir = %config.data_dir.display(),
-        version = env!("CARGO_PKG_VERSION"),
-        "ferrocast listening"
-    );
-    let hub = hub::Hub::new(hub::HubConfig::from_config(&config));
-    let settings = Arc::new(rtmp::RtmpSettings::from_config(&config));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let hls_store = hls::HlsStore::new(hls::HlsSettings::from_config(&config));
-    hls::attach(&hub, &hls_store);
-    let recorder = record::Recorder::new(hub.clone(), record::RecordSettings::from_config(&config));
-    recorder.attach();
-    let proxies = proxy::manager::ProxyManager::new(
-        hub.clone(),
-        hls_store.clone(),
-        recorder.clone(),
-        proxy::manager::ProxySettings::from_config(&config),
-    );
-    proxies.start(&config);
-    let transcoder = transcode::Transcoder::new(hub.clone(), config.transcode.clone(), rtmp_addr);
-    transcoder.attach();
-    let mut rtmp_task = tokio::spawn(rtmp::serve(
-        rtmp_listener,
-        hub.clone(),
-        settings,
-        config.rtmp.max_connections,
-        stop_rx.clone(),
-    ));
-    let http_state = http::HttpState {
-        hub: hub.clone(),
-        hls: hls_store,
-        flush_interval: Duration::from_millis(config.hub.flush_interval_ms),
-        segment_max_age_s: config.hls.segment_max_age_s,
-        shutdown: stop_rx.clone(),
-        metrics: metrics::install(),
-        local: http_addr,
-        renditions: {
-            let t = transcoder.clone();
-            Arc::new(move |key| {
-                t.renditions(key)
-                    .into_iter()
-                    .map(|r| (r.key, r.bandwidth_bps))
-                    .collect()
-            })
-        },
-    };
-    let api_state = api::ApiState::new(
-        hub.clone(),
-        recorder.clone(),
-        proxies.clone(),
-        transcoder.clone(),
-        config.clone(),
-        config_path,
-    );
-    let mut extra = api::routes(api_state);
-    if config.record.serve_http {
-        // Recordings with Range (seeking), conditional requests and no path escapes.
-        extra = extra.nest_service(
-            "/record",
-            tower_http::services::ServeDir::new(config.record_dir()),
-        );
-    }
-    let app = http::router(http_state, extra, &config.http.allow_origin);
-    let mut http_stop = stop_rx;
-    let http_task = tokio::spawn(async move {
-        let r = axum::serve(
-            http_listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.changed().await;
-        })
-        .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
-
-    let signal = wait_for_signal();
-    tokio::select! {
-        s = signal => tracing::info!(signal = s, "shutting down: no new connections, ending sessions"),
-        r = &mut rtmp_task => return r.map_err(|e| format!("RTMP listener failed: {e}")),
-    }
-    // Everything below shares one deadline (the process must be gone within 5 s).
-    // Recordings are closed to new starts first, so a proxy or a new stream cannot
-    // begin one that nobody would finish; the sources of media (proxies, ffmpeg
-    // children, publishers) and the recordings then end together.
-    let all = async {
-        let recordings = async {
-            if tokio::time::timeout(RECORD_FINISH_GRACE, recorder.shutdown())
-                .await
-                .is_err()
-            {
-                tracing::error!("recordings were not finished within {RECORD_FINISH_GRACE:?}");
-            }
-        };
-        let sources = async {
-            tokio::join!(proxies.shutdown(), transcoder.shutdown());
-        };
-        let _ = stop_tx.send(true);
-        let sessions = async {
-            let _ = rtmp_task.await;
-            let _ = http_task.await;
-        };
-        tokio::join!(recordings, sources, sessions);
-    };
-    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
-        tracing::warn!("sessions did not end within {SHUTDOWN_GRACE:?}; exiting anyway");
-    }
-    tracing::info!("ferrocast stopped");
-    Ok(())
-}
-
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
-}
+pub use server::serve;

@@ -10,7 +10,7 @@ use ferrocast::config::{self, Config};
 #[command(
     name = "ferrocast",
     version,
-    about = "A live-streaming media server: RTMP in, RTMP out (HTTP-FLV and HLS next)"
+    about = "A live-streaming media server: RTMP in; RTMP, HTTP-FLV, WS-FLV, HTTP-TS and HLS out"
 )]
 struct Args {
     /// TOML config file; keys not in it keep their defaults (see --print-config).

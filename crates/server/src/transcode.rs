@@ -1283,7 +1283,7 @@ mod tests {
     }
     use super::*;
     use crate::config::Rung;
-    use crate::hub::{HubConfig, Origin};
+    use crate::hub::{HubSettings, Origin};
     use bytes::Bytes;
 
     fn ladder() -> Ladder {
@@ -1550,7 +1550,7 @@ mod tests {
     }
 
     fn hub(continue_push_ms: u64) -> Arc<Hub> {
-        Hub::new(HubConfig {
+        Hub::new(HubSettings {
             gop_cache: true,
             gop_cache_max_frames: 1024,
             gop_cache_max_bytes: 1 << 20,
@@ -1876,7 +1876,7 @@ mod tests {
 
         let mut c = crate::config::Config::default();
         c.general.continue_push_ms = 1000;
-        let hub = Hub::new(HubConfig::from_config(&c));
+        let hub = Hub::new(HubSettings::from_config(&c));
         let (addr, stop_tx, server) = rtmp_server(&hub, &c).await;
         let mut tc = c.transcode.clone();
         tc.preset = "ultrafast".into();
@@ -1992,7 +1992,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut c = crate::config::Config::default();
         c.general.continue_push_ms = 0;
-        let hub = Hub::new(HubConfig::from_config(&c));
+        let hub = Hub::new(HubSettings::from_config(&c));
         // Every stream subscribed to as it is created: everything from its start.
         let subs: Arc<Mutex<Vec<crate::hub::Subscription>>> = Arc::default();
         let s2 = subs.clone();

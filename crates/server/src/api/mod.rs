@@ -19,7 +19,7 @@ mod snap;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -32,7 +32,7 @@ use axum::routing::any;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use crate::config::Config;
+use crate::config::{Config, IpRanges};
 use crate::config::{PullSpec, PushSpec};
 use crate::hub::{Hub, Role, SessionInfo, Stream, StreamKey};
 use crate::proxy::manager::ProxyManager;
@@ -79,44 +79,6 @@ pub const API_LIST: &[&str] = &[
     "delFFmpegSource",
     "listFFmpegSource",
 ];
-
-/// Address ranges allowed to call the API.
-#[derive(Debug, Clone, Default)]
-pub struct IpRanges(Vec<(IpAddr, IpAddr)>);
-
-impl IpRanges {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut v = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (a, b) = part.split_once('-').unwrap_or((part, part));
-            let a: IpAddr = a
-                .trim()
-                .parse()
-                .map_err(|_| format!("{part:?} is not an IP address or range"))?;
-            let b: IpAddr = b
-                .trim()
-                .parse()
-                .map_err(|_| format!("{part:?} is not an IP address or range"))?;
-            if a.is_ipv4() != b.is_ipv4() || a > b {
-                return Err(format!("{part:?} is not a valid range"));
-            }
-            v.push((a, b));
-        }
-        Ok(IpRanges(v))
-    }
-
-    pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.0.is_empty()
-            || self
-                .0
-                .iter()
-                .any(|(a, b)| a.is_ipv4() == ip.is_ipv4() && *a <= ip && ip <= *b)
-    }
-}
 
 pub struct ApiState {
     pub hub: Arc<Hub>,
@@ -793,22 +755,6 @@ fn flat_config(c: &Config) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ip_ranges() {
-        let r = IpRanges::parse("127.0.0.1, ::1,10.0.0.0-10.255.255.255").unwrap();
-        assert!(r.allows("127.0.0.1".parse().unwrap()));
-        assert!(r.allows("::1".parse().unwrap()));
-        assert!(r.allows("10.1.2.3".parse().unwrap()));
-        assert!(r.allows("::ffff:10.1.2.3".parse().unwrap()));
-        assert!(!r.allows("11.0.0.1".parse().unwrap()));
-        assert!(!r.allows("192.168.1.1".parse().unwrap()));
-        assert!(IpRanges::parse("")
-            .unwrap()
-            .allows("8.8.8.8".parse().unwrap()));
-        assert!(IpRanges::parse("10.0.0.9-10.0.0.1").is_err());
-        assert!(IpRanges::parse("localhost").is_err());
-    }
 
     #[test]
     fn params_from_query_form_and_json() {

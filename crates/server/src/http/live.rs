@@ -321,10 +321,10 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::hub::{HubConfig, Origin};
+    use crate::hub::{HubSettings, Origin};
 
     fn hub() -> Arc<Hub> {
-        Hub::new(HubConfig {
+        Hub::new(HubSettings {
             gop_cache: true,
             gop_cache_max_frames: 16,
             gop_cache_max_bytes: 1 << 20,

@@ -31,8 +31,8 @@ use axum::Router;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::hls::HlsStore;
 use crate::hub::{Hub, StreamKey};
+use crate::live_hls::HlsStore;
 
 /// Longest request path accepted (stream names are short; this only stops abuse).
 pub const MAX_PATH_LEN: usize = 1024;

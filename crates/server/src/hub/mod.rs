@@ -36,7 +36,7 @@ use session::SessionRegistry;
 pub use session::{Role, SessionGuard, SessionInfo, KICKED_REASON};
 use timeline::{Mapped, Timeline, Track};
 
-pub const DEFAULT_VHOST: &str = "__defaultVhost__";
+pub use crate::config::DEFAULT_VHOST;
 
 /// Who publishes a stream (ZLMediaKit's originType / originSock).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl fmt::Display for StreamKey {
 }
 
 #[derive(Debug, Clone)]
-pub struct HubConfig {
+pub struct HubSettings {
     pub gop_cache: bool,
     pub gop_cache_max_frames: usize,
     pub gop_cache_max_bytes: usize,
@@ -114,9 +114,9 @@ pub struct HubConfig {
     pub max_stream_wait: Duration,
 }
 
-impl HubConfig {
+impl HubSettings {
     pub fn from_config(c: &Config) -> Self {
-        HubConfig {
+        HubSettings {
             gop_cache: c.hub.gop_cache,
             gop_cache_max_frames: c.hub.gop_cache_max_frames,
             gop_cache_max_bytes: c.hub.gop_cache_max_bytes,
@@ -153,7 +153,7 @@ pub enum SubscriptionEnd {
 
 /// The registry of streams.
 pub struct Hub {
-    config: HubConfig,
+    config: HubSettings,
     streams: Mutex<HashMap<StreamKey, Arc<Stream>>>,
     /// Bumped on every publish start, so waiting players look again.
     published: watch::Sender<u64>,
@@ -214,7 +214,7 @@ pub struct StreamSnapshot {
 }
 
 impl Hub {
-    pub fn new(config: HubConfig) -> Arc<Hub> {
+    pub fn new(config: HubSettings) -> Arc<Hub> {
         Arc::new(Hub {
             config,
             streams: Mutex::new(HashMap::new()),
@@ -254,11 +254,6 @@ impl Hub {
         for h in hooks {
             h(key);
         }
-    }
-
-    /// The former single-hook setter: now the same as [`Hub::add_on_new_stream`].
-    pub fn set_on_new_stream(&self, hook: impl Fn(&Arc<Stream>) + Send + Sync + 'static) {
-        self.add_on_new_stream(hook);
     }
 
     /// Registers a client connection (`schema`: "rtmp", "http-flv", "ws-flv",
@@ -304,7 +299,7 @@ impl Hub {
         self.end_stream(stream, generation);
     }
 
-    pub fn config(&self) -> &HubConfig {
+    pub fn config(&self) -> &HubSettings {
         &self.config
     }
 
@@ -495,7 +490,7 @@ impl Hub {
 }
 
 impl Stream {
-    fn subscribe(self: &Arc<Self>, config: &HubConfig, counted: bool) -> Option<Subscription> {
+    fn subscribe(self: &Arc<Self>, config: &HubSettings, counted: bool) -> Option<Subscription> {
         let st = self.state.lock().unwrap();
         if st.ended {
             return None;
@@ -903,7 +898,7 @@ mod tests {
         ] {
             assert!(k(app, stream).check_names().is_err(), "{app}/{stream}");
         }
-        let hub = Hub::new(HubConfig::from_config(&crate::config::Config::default()));
+        let hub = Hub::new(HubSettings::from_config(&crate::config::Config::default()));
         assert!(matches!(
             hub.publish(k("live", "../x"), test_origin()),
             Err(PublishError::BadName(..))
@@ -911,8 +906,8 @@ mod tests {
     }
     use super::*;
 
-    fn config(continue_push_ms: u64, queue_len: usize) -> HubConfig {
-        HubConfig {
+    fn config(continue_push_ms: u64, queue_len: usize) -> HubSettings {
+        HubSettings {
             gop_cache: true,
             gop_cache_max_frames: 4,
             gop_cache_max_bytes: 1 << 20,
@@ -1026,7 +1021,7 @@ mod tests {
             hub.add_on_new_stream(move |s| calls.lock().unwrap().push((name, s.key.clone())));
         }
         let calls2 = calls.clone();
-        hub.set_on_new_stream(move |s| calls2.lock().unwrap().push(("alias", s.key.clone())));
+        hub.add_on_new_stream(move |s| calls2.lock().unwrap().push(("alias", s.key.clone())));
         let first = hub.publish(key(), test_origin()).unwrap();
         drop(first); // continue_push 1 s, and no runtime: the stream ends at once
         let _again = hub.publish(key(), test_origin()).unwrap();

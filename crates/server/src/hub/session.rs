@@ -174,10 +174,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::hub::{Hub, HubConfig};
+    use crate::hub::{Hub, HubSettings};
 
     fn hub() -> Arc<Hub> {
-        Hub::new(HubConfig {
+        Hub::new(HubSettings {
             gop_cache: true,
             gop_cache_max_frames: 4,
             gop_cache_max_bytes: 1 << 20,

@@ -148,7 +148,7 @@ struct Inner {
     /// Held for a whole save: concurrent API calls must not interleave their writes.
     saving: Mutex<()>,
     hub: Arc<Hub>,
-    hls: Arc<crate::hls::HlsStore>,
+    hls: Arc<crate::live_hls::HlsStore>,
     recorder: Recorder,
     settings: ProxySettings,
     pulls: Mutex<BTreeMap<String, Arc<Entry<PullSpec>>>>,
@@ -184,7 +184,7 @@ fn key_of(vhost: &str, app: &str, stream: &str) -> StreamKey {
 impl ProxyManager {
     pub fn new(
         hub: Arc<Hub>,
-        hls: Arc<crate::hls::HlsStore>,
+        hls: Arc<crate::live_hls::HlsStore>,
         recorder: Recorder,
         settings: ProxySettings,
     ) -> Self {

@@ -63,40 +63,7 @@ pub enum ProxyError {
 
 pub mod manager;
 
-/// The scheme of a URL, lower-cased, if it has one.
-fn scheme(url: &str) -> Option<String> {
-    let (s, rest) = url.split_once("://")?;
-    (!s.is_empty() && !rest.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+'))
-        .then(|| s.to_ascii_lowercase())
-}
-
-/// A pull URL ferrocast can play: `rtmp://`, `rtmps://` or `rtsp://`.
-pub fn check_pull_url(url: &str) -> Result<(), String> {
-    match scheme(url).as_deref() {
-        Some("rtmp" | "rtmps" | "rtsp")
-            if url.len() <= 4096 && !url.chars().any(char::is_control) =>
-        {
-            Ok(())
-        }
-        Some(other) if !matches!(other, "rtmp" | "rtmps" | "rtsp") => Err(format!(
-            "unsupported URL scheme {other}:// (rtmp://, rtmps:// or rtsp://)"
-        )),
-        _ => Err(format!(
-            "{url:?} is not a valid rtmp://, rtmps:// or rtsp:// URL"
-        )),
-    }
-}
-
-/// A push URL: `rtmp://` or `rtmps://`.
-pub fn check_push_url(url: &str) -> Result<(), String> {
-    match scheme(url).as_deref() {
-        Some("rtmp" | "rtmps") if url.len() <= 4096 && !url.chars().any(char::is_control) => Ok(()),
-        Some(other) if !matches!(other, "rtmp" | "rtmps") => Err(format!(
-            "unsupported URL scheme {other}:// (rtmp:// or rtmps://)"
-        )),
-        _ => Err(format!("{url:?} is not a valid rtmp:// or rtmps:// URL")),
-    }
-}
+pub use crate::config::values::{check_pull_url, check_push_url};
 
 /// The URL with any password replaced by `***`, for logs and the API.
 pub fn redact(url: &str) -> String {
@@ -119,17 +86,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls() {
-        assert!(check_pull_url("rtsp://10.0.0.1/cam").is_ok());
-        assert!(check_pull_url("RTMP://h/live/s").is_ok());
-        assert!(check_pull_url("http://h/x.flv")
-            .unwrap_err()
-            .contains("unsupported URL scheme http://"));
-        assert!(check_pull_url("nonsense").is_err());
-        assert!(check_push_url("rtsp://h/x")
-            .unwrap_err()
-            .contains("rtsp://"));
-        assert!(check_push_url("rtmps://h/live/k").is_ok());
+    fn redacts_passwords() {
         assert_eq!(redact("rtsp://u:secret@h:554/p"), "rtsp://u:***@h:554/p");
         assert_eq!(redact("rtmp://h/live/s"), "rtmp://h/live/s");
     }

@@ -334,7 +334,7 @@ impl Step {
 
 /// Connects and drives the session until the remote says media may flow, all within
 /// `opts.connect_timeout`.
-async fn open(url: &str, mode: ClientMode, opts: &RtmpOptions) -> Result<Conn, ProxyError> {
+async fn open(url: &str, mode: ClientMode, opts: &RtmpOptions) -> Result<RemoteConn, ProxyError> {
     let remote = parse_url(url, mode)?;
     let deadline = Instant::now() + opts.connect_timeout;
     let mut step = Step::Resolve;
@@ -356,7 +356,7 @@ async fn establish(
     remote: &Remote,
     opts: &RtmpOptions,
     step: &mut Step,
-) -> Result<Conn, ProxyError> {
+) -> Result<RemoteConn, ProxyError> {
     let addr = remote.addr();
     *step = Step::Resolve;
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((remote.host.as_str(), remote.port))
@@ -391,7 +391,7 @@ async fn establish(
             .finish()
     };
     let session = ClientSession::new(config, remote.target.clone(), 0, seed, true);
-    let mut conn = Conn {
+    let mut conn = RemoteConn {
         io,
         session,
         buf: vec![0u8; READ_BUF].into_boxed_slice(),
@@ -512,7 +512,7 @@ trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 
 /// One connection to the remote: the socket, the session it drives, the read buffer.
-struct Conn {
+struct RemoteConn {
     io: Box<dyn Transport>,
     session: ClientSession,
     buf: Box<[u8]>,
@@ -522,7 +522,7 @@ struct Conn {
     early: Vec<ClientEvent>,
 }
 
-impl Conn {
+impl RemoteConn {
     /// One read, fed to the session. Cancel-safe: the read is the only await.
     async fn read_input(&mut self) -> Result<(), ProxyError> {
         let n = match self.io.read(&mut self.buf).await {
@@ -649,7 +649,7 @@ mod tests {
     use tokio_rustls::TlsAcceptor;
 
     use super::*;
-    use crate::hub::{Hub, HubConfig, Origin, StreamKey};
+    use crate::hub::{Hub, HubSettings, Origin, StreamKey};
 
     const WAIT: Duration = Duration::from_secs(10);
 
@@ -1110,7 +1110,7 @@ zyXfKgICCr318GsoHPxZqhaV2gqhRANCAASq5UutDi9S5IfPUPUsFgsXdBBsh+N3
     }
 
     fn hub(queue_len: usize) -> Arc<Hub> {
-        Hub::new(HubConfig {
+        Hub::new(HubSettings {
             gop_cache: true,
             gop_cache_max_frames: 64,
             gop_cache_max_bytes: 1 << 24,

@@ -36,7 +36,9 @@ const SMALL_READ_BUF: usize = 4 * 1024;
 /// Most packets taken from the ring for one write.
 const MAX_BATCH: usize = 1024;
 
-enum Role {
+/// What this connection does with a stream: nothing yet, publishing or playing.
+/// (The hub's [`hub::Role`] is the label the API lists; this holds the live parts.)
+enum Attachment {
     None,
     Publisher(Publisher),
     Player {
@@ -47,7 +49,7 @@ enum Role {
     },
 }
 
-struct Conn {
+struct ServerConn {
     peer: SocketAddr,
     session: ServerSession,
     hub: Arc<Hub>,
@@ -60,7 +62,7 @@ struct Conn {
     app: Option<String>,
     vhost: Option<String>,
     key: Option<StreamKey>,
-    role: Role,
+    role: Attachment,
     /// The last role taken, for the closing log line.
     role_seen: &'static str,
     connected: bool,
@@ -92,7 +94,7 @@ pub async fn run(
         .build_hasher()
         .finish();
     let epoch = started.elapsed().as_millis() as u32;
-    let mut conn = Conn {
+    let mut conn = ServerConn {
         peer,
         session: ServerSession::new(settings.session, epoch, seed),
         hub,
@@ -104,7 +106,7 @@ pub async fn run(
         app: None,
         vhost: None,
         key: None,
-        role: Role::None,
+        role: Attachment::None,
         role_seen: "none",
         connected: false,
         bytes_in: 0,
@@ -114,10 +116,10 @@ pub async fn run(
     tracing::debug!(%peer, session = conn.registration.id(), "RTMP connection accepted");
     let reason = conn.drive(&mut rd, &mut shutdown, started).await;
     let dropped = match &conn.role {
-        Role::Player { sub, .. } => sub.dropped(),
+        Attachment::Player { sub, .. } => sub.dropped(),
         _ => 0,
     };
-    conn.role = Role::None; // ends a publish (continue_push starts) or a subscription
+    conn.role = Attachment::None; // ends a publish (continue_push starts) or a subscription
     metrics::session_closed("rtmp", &reason);
     let stream = conn.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
     tracing::info!(
@@ -134,7 +136,7 @@ pub async fn run(
     );
 }
 
-impl Conn {
+impl ServerConn {
     async fn drive(
         &mut self,
         rd: &mut OwnedReadHalf,
@@ -147,7 +149,7 @@ impl Conn {
             if *shutdown.borrow() {
                 return "server shutting down".into();
             }
-            if let Role::Player { sub, .. } = &mut self.role {
+            if let Attachment::Player { sub, .. } = &mut self.role {
                 tokio::select! {
                     biased;
                     _ = shutdown.changed() => return "server shutting down".into(),
@@ -168,7 +170,7 @@ impl Conn {
                 }
                 continue;
             }
-            if matches!(self.role, Role::Publisher(_)) && buf.len() < READ_BUF {
+            if matches!(self.role, Attachment::Publisher(_)) && buf.len() < READ_BUF {
                 buf.resize(READ_BUF, 0);
             }
             let limit = if self.connected {
@@ -180,7 +182,7 @@ impl Conn {
             };
             let kicked = async {
                 match &mut self.role {
-                    Role::Publisher(p) => p.kicked().await,
+                    Attachment::Publisher(p) => p.kicked().await,
                     _ => std::future::pending().await,
                 }
             };
@@ -253,7 +255,7 @@ impl Conn {
                 params,
                 ..
             } => {
-                if !matches!(self.role, Role::None) {
+                if !matches!(self.role, Attachment::None) {
                     return Some(
                         "publish on a connection that is already publishing or playing".into(),
                     );
@@ -279,7 +281,7 @@ impl Conn {
                         self.registration
                             .set_stream(hub::Role::Publisher, Some(key.clone()));
                         self.key = Some(key);
-                        self.role = Role::Publisher(p);
+                        self.role = Attachment::Publisher(p);
                         self.role_seen = "publisher";
                     }
                     Err(e) => {
@@ -301,7 +303,7 @@ impl Conn {
                 reset,
                 ..
             } => {
-                if !matches!(self.role, Role::None) {
+                if !matches!(self.role, Attachment::None) {
                     return Some(
                         "play on a connection that is already publishing or playing".into(),
                     );
@@ -333,7 +335,7 @@ impl Conn {
                         tracing::info!(peer = %self.peer, stream = %key, "play started");
                         self.registration
                             .set_stream(hub::Role::Player, Some(key.clone()));
-                        self.role = Role::Player {
+                        self.role = Attachment::Player {
                             sub,
                             _gauge: PlayerGauge::new(Protocol::Rtmp),
                             stream_id,
@@ -347,31 +349,31 @@ impl Conn {
                 }
             }
             ServerEvent::Unpublish { .. } => {
-                if matches!(self.role, Role::Publisher(_)) {
-                    self.role = Role::None;
+                if matches!(self.role, Attachment::Publisher(_)) {
+                    self.role = Attachment::None;
                     self.registration.set_stream(hub::Role::Unknown, None);
                 }
             }
             ServerEvent::StopPlay { .. } => {
-                if matches!(self.role, Role::Player { .. }) {
-                    self.role = Role::None;
+                if matches!(self.role, Attachment::Player { .. }) {
+                    self.role = Attachment::None;
                     self.registration.set_stream(hub::Role::Unknown, None);
                 }
             }
             ServerEvent::Metadata {
                 timestamp, payload, ..
             } => {
-                if let Role::Publisher(p) = &self.role {
+                if let Attachment::Publisher(p) = &self.role {
                     p.push_metadata(timestamp, payload);
                 }
             }
             ServerEvent::Audio { timestamp, payload } => {
-                if let Role::Publisher(p) = &self.role {
+                if let Attachment::Publisher(p) = &self.role {
                     p.push_audio(timestamp, payload);
                 }
             }
             ServerEvent::Video { timestamp, payload } => {
-                if let Role::Publisher(p) = &self.role {
+                if let Attachment::Publisher(p) = &self.role {
                     p.push_video(timestamp, payload);
                 }
             }
@@ -392,7 +394,7 @@ impl Conn {
         match r {
             Ok(()) => self.flush().await.err(),
             Err(SubscriptionEnd::StreamEnded) => {
-                if let Role::Player {
+                if let Attachment::Player {
                     stream_id, name, ..
                 } = &self.role
                 {
@@ -422,7 +424,7 @@ impl Conn {
         {
             Ok(Ok(n)) => {
                 self.bytes_out += n;
-                if let Role::Player { sub, .. } = &self.role {
+                if let Attachment::Player { sub, .. } = &self.role {
                     sub.stream().add_bytes_out(n);
                 }
                 Ok(())

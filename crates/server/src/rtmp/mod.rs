@@ -102,7 +102,7 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::hub::{HubConfig, Role, StreamKey};
+    use crate::hub::{HubSettings, Role, StreamKey};
 
     const WAIT: Duration = Duration::from_secs(5);
 
@@ -118,7 +118,7 @@ mod tests {
     }
 
     async fn start() -> (Arc<Hub>, SocketAddr, watch::Sender<bool>) {
-        let hub = Hub::new(HubConfig {
+        let hub = Hub::new(HubSettings {
             gop_cache: true,
             gop_cache_max_frames: 16,
             gop_cache_max_bytes: 1 << 20,

@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub mod values;
+pub use values::{IpRanges, DEFAULT_VHOST};
+
 /// The documented default configuration, shipped inside the binary.
-pub const DEFAULT_TOML: &str = include_str!("../ferrocast.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../ferrocast.toml");
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -88,7 +91,7 @@ pub struct ProxyConfig {
 }
 
 fn default_vhost() -> String {
-    crate::hub::DEFAULT_VHOST.to_owned()
+    values::DEFAULT_VHOST.to_owned()
 }
 fn forever() -> i64 {
     -1
@@ -346,7 +349,7 @@ impl Config {
             3_600_000,
         )?;
         range("hub.flush_interval_ms", self.hub.flush_interval_ms, 0, 1000)?;
-        if let Err(e) = crate::api::IpRanges::parse(&self.api.allow_ip_range) {
+        if let Err(e) = values::IpRanges::parse(&self.api.allow_ip_range) {
             return Err(ConfigError::Invalid {
                 key: "api.allow_ip_range",
                 message: e,
@@ -443,7 +446,7 @@ impl Config {
         )?;
         for p in &self.proxy.pull {
             range("proxy.pull timeout_sec", p.timeout_sec, 0, 3600)?;
-            crate::proxy::check_pull_url(&p.url).map_err(|message| ConfigError::Invalid {
+            values::check_pull_url(&p.url).map_err(|message| ConfigError::Invalid {
                 key: "proxy.pull",
                 message,
             })?;
@@ -456,7 +459,7 @@ impl Config {
         }
         for p in &self.proxy.push {
             range("proxy.push timeout_sec", p.timeout_sec, 0, 3600)?;
-            crate::proxy::check_push_url(&p.url).map_err(|message| ConfigError::Invalid {
+            values::check_push_url(&p.url).map_err(|message| ConfigError::Invalid {
                 key: "proxy.push",
                 message,
             })?;

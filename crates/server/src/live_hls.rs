@@ -1,4 +1,4 @@
-//! The HLS service: one muxer per stream (not per viewer), segments in memory.
+//! The live HLS service: one muxer per stream (not per viewer), segments in memory.
 //!
 //! When the hub creates a stream, [`attach`]'s hook spawns a task that subscribes to
 //! it like any player, muxes each packet to MPEG-TS once ([`TsMuxer`]) and lets the
@@ -92,7 +92,7 @@ pub fn attach(hub: &Arc<Hub>, store: &Arc<HlsStore>) {
     }
     let weak_hub = Arc::downgrade(hub);
     let store = store.clone();
-    hub.set_on_new_stream(move |stream| {
+    hub.add_on_new_stream(move |stream| {
         let (Some(hub), Ok(rt)) = (weak_hub.upgrade(), tokio::runtime::Handle::try_current())
         else {
             return;
