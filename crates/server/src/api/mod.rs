@@ -15,14 +15,19 @@
 
 mod config_edit;
 mod load;
+mod media;
+mod params;
+mod proxy;
+mod record;
+mod server;
 mod snap;
+mod transcode;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -30,20 +35,20 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::config::{Config, IpRanges};
-use crate::config::{PullSpec, PushSpec};
-use crate::hub::{Hub, Role, SessionInfo, Stream, StreamKey};
+use crate::hub::Hub;
 use crate::proxy::manager::ProxyManager;
-use crate::record::{RecordError, RecordKind, RecordSettings, Recorder};
+use crate::record::Recorder;
 use crate::transcode::Transcoder;
+use params::{params, Params};
 
 /// The OpenAPI 3 description of the API, served at `/index/api/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
 /// Longest request body the API reads (parameters are small).
-const MAX_BODY: usize = 64 * 1024;
+pub(super) const MAX_BODY: usize = 64 * 1024;
 
 /// Endpoint names, as `getApiList` reports them.
 pub const API_LIST: &[&str] = &[
@@ -153,61 +158,12 @@ pub fn routes(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-type Params = HashMap<String, String>;
-
 fn reply(v: Value) -> Response {
     ([(header::CACHE_CONTROL, "no-cache")], Json(v)).into_response()
 }
 
 fn fail(code: i32, msg: impl Into<String>) -> Response {
     reply(json!({"code": code, "msg": msg.into()}))
-}
-
-/// Merges query parameters with a form or JSON body.
-fn params(
-    query: HashMap<String, String>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Params, String> {
-    let mut p = query;
-    if body.is_empty() {
-        return Ok(p);
-    }
-    if body.len() > MAX_BODY {
-        return Err("request body too large".into());
-    }
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ct.starts_with("application/json") || body.first() == Some(&b'{') {
-        let v: Map<String, Value> =
-            serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
-        for (k, v) in v {
-            let s = match v {
-                Value::String(s) => s,
-                Value::Null => continue,
-                other => other.to_string(),
-            };
-            p.insert(k, s);
-        }
-    } else {
-        let form: Vec<(String, String)> =
-            serde_urlencoded::from_bytes(body).map_err(|e| format!("invalid form body: {e}"))?;
-        p.extend(form);
-    }
-    Ok(p)
-}
-
-fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, Response> {
-    match p.get(name).map(String::as_str) {
-        Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(fail(-300, format!("missing required parameter: {name}"))),
-    }
-}
-
-fn flag(p: &Params, name: &str) -> bool {
-    matches!(p.get(name).map(String::as_str), Some("1" | "true" | "yes"))
 }
 
 async fn handle(
@@ -242,307 +198,22 @@ async fn handle(
     }
 }
 
+/// Routes a call to its group's module (one file per group, as mini-redis gives each
+/// command its own file).
 async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Response> {
-    Ok(match name {
-        "getApiList" => reply(
-            json!({"code": 0, "data": API_LIST.iter().map(|n| format!("/index/api/{n}")).collect::<Vec<_>>()}),
-        ),
-        "version" => reply(json!({"code": 0, "data": {
-            "version": env!("CARGO_PKG_VERSION"),
-            "server": "ferrocast",
-            "uptimeSecond": st.started.elapsed().as_secs(),
-        }})),
-        "getServerConfig" => {
-            reply(json!({"code": 0, "data": [flat_config(&st.config.read().unwrap())]}))
-        }
-        "setServerConfig" => set_server_config(st, p).await?,
-        "getStatistic" => {
-            let streams = st.hub.streams();
-            let readers: usize = streams.iter().map(|s| s.readers()).sum();
-            reply(json!({"code": 0, "data": {
-                "MediaSource": streams.len(),
-                "Publishers": streams.iter().filter(|s| s.is_publishing()).count(),
-                "Players": readers,
-                "FramesDropped": streams.iter().map(|s| s.frames_dropped()).sum::<u64>(),
-                "Recordings": st.recorder.in_progress(),
-                "Sessions": st.hub.sessions().len(),
-            }}))
-        }
-        "getThreadsLoad" => reply(json!({"code": 0, "data": *st.loads.lock().unwrap()})),
-        "getMediaList" => {
-            let mut data = Vec::new();
-            for s in matching(st, p) {
-                for schema in schemas(st) {
-                    if p.get("schema")
-                        .is_some_and(|want| !want.is_empty() && want != schema)
-                    {
-                        continue;
-                    }
-                    data.push(media_json(st, s.as_ref(), schema));
-                }
-            }
-            reply(json!({"code": 0, "data": data}))
-        }
-        "isMediaOnline" => {
-            let schema = required(p, "schema")?;
-            let key = key_of(p)?;
-            let online = schemas(st).contains(&schema)
-                && st.hub.find(&key).is_some_and(|s| s.is_publishing());
-            reply(json!({"code": 0, "online": online}))
-        }
-        "close_streams" => {
-            let force = flag(p, "force");
-            let (mut hit, mut closed) = (0, 0);
-            for s in matching(st, p) {
-                hit += 1;
-                if force || s.readers() == 0 {
-                    st.hub.close_stream(&s);
-                    closed += 1;
-                }
-            }
-            tracing::info!(count_hit = hit, count_closed = closed, "close_streams");
-            reply(json!({"code": 0, "count_hit": hit, "count_closed": closed}))
-        }
-        "close_stream" => {
-            required(p, "schema")?;
-            let key = key_of(p)?;
-            let Some(s) = st.hub.find(&key) else {
-                return Err(fail(-500, "can not find the stream"));
-            };
-            if !flag(p, "force") && s.readers() > 0 {
-                return Ok(reply(
-                    json!({"code": 0, "result": -1, "msg": "can not close a stream with viewers without force=1"}),
-                ));
-            }
-            st.hub.close_stream(&s);
-            reply(json!({"code": 0, "result": 0, "msg": "success"}))
-        }
-        "getAllSession" => {
-            let port = p.get("local_port").filter(|v| !v.is_empty());
-            let ip = p.get("peer_ip").filter(|v| !v.is_empty());
-            let data: Vec<Value> = st
-                .hub
-                .sessions()
-                .iter()
-                .filter(|s| port.is_none_or(|v| *v == s.local.port().to_string()))
-                .filter(|s| ip.is_none_or(|v| *v == s.peer.ip().to_string()))
-                .map(session_json)
-                .collect();
-            reply(json!({"code": 0, "data": data}))
-        }
-        "getMediaPlayerList" => {
-            let key = key_of(p)?;
-            let schema = p.get("schema").filter(|v| !v.is_empty());
-            let data: Vec<Value> = st
-                .hub
-                .sessions()
-                .iter()
-                .filter(|s| s.role == Role::Player && s.key.as_ref() == Some(&key))
-                .filter(|s| schema.is_none_or(|want| s.schema.starts_with(want.as_str())))
-                .map(session_json)
-                .collect();
-            reply(json!({"code": 0, "data": data}))
-        }
-        "kick_session" => {
-            let id: u64 = required(p, "id")?.trim().parse().map_err(|_| {
-                fail(
-                    -300,
-                    "invalid parameter: id must be a session id (a number)",
-                )
-            })?;
-            if st.hub.kick_session(id) {
-                tracing::info!(session = id, "session kicked by the API");
-                reply(json!({"code": 0, "msg": "success"}))
-            } else {
-                fail(-500, "can not find the session")
-            }
-        }
-        "startRecord" => {
-            let kind = record_kind(p)?;
-            let key = key_of(p)?;
-            let max_second = match p.get("max_second").filter(|v| !v.is_empty()) {
-                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                    fail(
-                        -300,
-                        "invalid parameter: max_second must be a number of seconds",
-                    )
-                })?),
-                None => None,
-            };
-            match st.recorder.start(
-                &key,
-                kind,
-                p.get("customized_path").map(String::as_str),
-                max_second,
-            ) {
-                Ok(_) => reply(json!({"code": 0, "result": true, "msg": "success"})),
-                Err(RecordError::StreamNotFound) => fail(-500, "can not find the stream"),
-                Err(e @ RecordError::BadPath(_)) => fail(-300, e.to_string()),
-            }
-        }
-        "stopRecord" => {
-            let kind = record_kind(p)?;
-            let key = key_of(p)?;
-            if st.recorder.stop(&key, kind).await {
-                reply(json!({"code": 0, "result": true, "msg": "success"}))
-            } else {
-                reply(json!({"code": -1, "result": false, "msg": "not recording"}))
-            }
-        }
-        "isRecording" => {
-            let kind = record_kind(p)?;
-            let key = key_of(p)?;
-            let status = st.recorder.is_recording(&key, kind);
-            let mut v = json!({"code": 0, "status": status});
-            if let Some(e) = st.recorder.last_error(&key, kind).filter(|_| !status) {
-                v["error"] = Value::String(e);
-            }
-            reply(v)
-        }
-        "getMP4RecordFile" => {
-            let key = key_of(p)?;
-            let period = p.get("period").map(String::as_str);
-            let custom = p.get("customized_path").map(String::as_str);
-            match st.recorder.list_mp4(&key, period, custom) {
-                Ok((paths, root)) => {
-                    let base = st.recorder.settings().root;
-                    let urls: Vec<String> =
-                        match (period.filter(|d| !d.is_empty()), root.strip_prefix(&base)) {
-                            (Some(_), Ok(rel)) => paths
-                                .iter()
-                                .map(|f| format!("/record/{}/{f}", rel.display()))
-                                .collect(),
-                            _ => Vec::new(),
-                        };
-                    reply(json!({"code": 0, "data": {
-                        "paths": paths, "rootPath": root.display().to_string(), "urls": urls,
-                    }}))
-                }
-                Err(e) => fail(-300, e.to_string()),
-            }
-        }
-        "getSnap" => {
-            let url = required(p, "url")?;
-            let num = |name: &str, default: u64, max: u64| -> Result<u64, Response> {
-                match p.get(name).filter(|v| !v.is_empty()) {
-                    None => Ok(default),
-                    Some(v) => v.trim().parse::<u64>().map(|n| n.min(max)).map_err(|_| {
-                        fail(
-                            -300,
-                            format!("invalid parameter: {name} must be a number of seconds"),
-                        )
-                    }),
-                }
-            };
-            let timeout = num("timeout_sec", 10, 60)?.max(1);
-            let expire = num("expire_sec", 30, 3600)?;
-            match st
-                .snaps
-                .get(
-                    url,
-                    Duration::from_secs(timeout),
-                    Duration::from_secs(expire),
-                )
-                .await
-            {
-                Ok(jpeg) => (
-                    [
-                        (header::CONTENT_TYPE, "image/jpeg"),
-                        (header::CACHE_CONTROL, "no-cache"),
-                    ],
-                    jpeg,
-                )
-                    .into_response(),
-                Err(e) => fail(-1, e),
-            }
-        }
-        "addStreamProxy" => {
-            let spec = PullSpec {
-                vhost: vhost_param(p),
-                app: required(p, "app")?.to_owned(),
-                stream: required(p, "stream")?.to_owned(),
-                url: required(p, "url")?.to_owned(),
-                retry_count: int_param(p, "retry_count", -1)?,
-                timeout_sec: int_param(p, "timeout_sec", 0)?.clamp(0, 3600) as u64,
-                on_demand: flag(p, "on_demand"),
-                enable_hls: p.get("enable_hls").is_none_or(|_| flag(p, "enable_hls")),
-                enable_mp4: flag(p, "enable_mp4"),
-                rtsp_transport: match p.get("rtp_type").map(String::as_str) {
-                    None | Some("" | "0") => "tcp".to_owned(),
-                    Some("1") => "udp".to_owned(),
-                    Some(_) => {
-                        return Err(fail(-300, "invalid parameter rtp_type: 0 (TCP) or 1 (UDP)"))
-                    }
-                },
-            };
-            keyed(st.proxies.add_pull(spec, true))
-        }
-        "delStreamProxy" => {
-            let flag = st.proxies.del_pull(required(p, "key")?).await;
-            reply(json!({"code": 0, "data": {"flag": flag}}))
-        }
-        "listStreamProxy" => reply(json!({"code": 0, "data": st.proxies.list_pulls()})),
-        "getProxyInfo" => match st.proxies.pull_info(required(p, "key")?) {
-            Some(info) => reply(json!({"code": 0, "data": info})),
-            None => fail(-500, "can not find the proxy"),
-        },
-        "addStreamPusherProxy" => {
-            let spec = PushSpec {
-                vhost: vhost_param(p),
-                app: required(p, "app")?.to_owned(),
-                stream: required(p, "stream")?.to_owned(),
-                url: required(p, "dst_url")?.to_owned(),
-                retry_count: int_param(p, "retry_count", -1)?,
-                timeout_sec: int_param(p, "timeout_sec", 0)?.clamp(0, 3600) as u64,
-            };
-            keyed(st.proxies.add_push(spec, true))
-        }
-        "delStreamPusherProxy" => {
-            let flag = st.proxies.del_push(required(p, "key")?).await;
-            reply(json!({"code": 0, "data": {"flag": flag}}))
-        }
-        "listStreamPusherProxy" => reply(json!({"code": 0, "data": st.proxies.list_pushes()})),
-        "startTranscode" => {
-            let key = key_of(p)?;
-            let ladder = p
-                .get("ladder")
-                .filter(|v| !v.is_empty())
-                .map(String::as_str)
-                .unwrap_or("default");
-            keyed(st.transcoder.start(&key, ladder))
-        }
-        "stopTranscode" => {
-            let key = key_of(p)?;
-            if st.transcoder.stop(&key).await {
-                reply(json!({"code": 0, "result": true, "msg": "success"}))
-            } else {
-                reply(json!({"code": -1, "result": false, "msg": "not transcoding"}))
-            }
-        }
-        "listTranscode" => reply(json!({"code": 0, "data": st.transcoder.list()})),
-        "addFFmpegSource" => {
-            let src = required(p, "src_url")?;
-            let dst = required(p, "dst_url")?;
-            let timeout_ms = int_param(p, "timeout_ms", 10_000)?.clamp(0, 600_000) as u64;
-            keyed(st.transcoder.add_ffmpeg_source(src, dst, timeout_ms).await)
-        }
-        "delFFmpegSource" => {
-            let flag = st.transcoder.del_ffmpeg_source(required(p, "key")?).await;
-            reply(json!({"code": 0, "data": {"flag": flag}}))
-        }
-        "listFFmpegSource" => {
-            reply(json!({"code": 0, "data": st.transcoder.list_ffmpeg_sources()}))
-        }
-        _ => fail(-500, format!("unknown API: {name}")),
-    })
-}
-
-/// `vhost`, or the default vhost when absent or empty.
-fn vhost_param(p: &Params) -> String {
-    p.get("vhost")
-        .filter(|v| !v.is_empty())
-        .cloned()
-        .unwrap_or_else(|| crate::hub::DEFAULT_VHOST.to_owned())
+    if server::NAMES.contains(&name) {
+        server::call(st, name, p).await
+    } else if media::NAMES.contains(&name) {
+        media::call(st, name, p).await
+    } else if record::NAMES.contains(&name) {
+        record::call(st, name, p).await
+    } else if proxy::NAMES.contains(&name) {
+        proxy::call(st, name, p).await
+    } else if transcode::NAMES.contains(&name) {
+        transcode::call(st, name, p).await
+    } else {
+        Err(fail(-500, format!("unknown API: {name}")))
+    }
 }
 
 /// The answer to an add/start call that creates something with a key.
@@ -553,208 +224,26 @@ fn keyed(r: Result<String, (i32, String)>) -> Response {
     }
 }
 
-/// An optional integer parameter.
-fn int_param(p: &Params, name: &str, default: i64) -> Result<i64, Response> {
-    match p.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| fail(-300, format!("invalid parameter {name}: not an integer"))),
-    }
-}
-
-fn record_kind(p: &Params) -> Result<RecordKind, Response> {
-    RecordKind::from_type(required(p, "type")?)
-        .ok_or_else(|| fail(-300, "invalid parameter: type must be 0 (hls) or 1 (mp4)"))
-}
-
-fn session_json(s: &SessionInfo) -> Value {
-    let role = match s.role {
-        Role::Publisher => "publisher",
-        Role::Player => "player",
-        _ => "unknown",
-    };
-    json!({
-        "id": s.id.to_string(),
-        "identifier": s.id.to_string(),
-        "local_ip": s.local.ip().to_string(), "local_port": s.local.port(),
-        "peer_ip": s.peer.ip().to_string(), "peer_port": s.peer.port(),
-        "typeid": s.schema,
-        "schema": s.schema,
-        "role": role,
-        "vhost": s.key.as_ref().map(|k| k.vhost.as_str()),
-        "app": s.key.as_ref().map(|k| k.app.as_str()),
-        "stream": s.key.as_ref().map(|k| k.stream.as_str()),
-        "startStamp": s.started_unix,
-    })
-}
-
-async fn set_server_config(st: &ApiState, p: &Params) -> Result<Response, Response> {
-    let mut changes: Vec<(String, String)> = p
-        .iter()
-        .filter(|(k, _)| k.as_str() != "secret")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    changes.sort();
-    if changes.is_empty() {
-        return Err(fail(-300, "missing required parameter: section.key=value"));
-    }
-    let _one_at_a_time = st.config_edit.lock().await;
-    let current = st.config.read().unwrap().clone();
-    let (new, changed) = config_edit::apply(&current, &changes).map_err(|e| fail(-300, e))?;
-    if changed.iter().any(|k| k.starts_with("record.")) {
-        st.recorder.set_settings(RecordSettings::from_config(&new));
-    }
-    if changed.iter().any(|k| k == "api.allow_ip_range") {
-        *st.allowed.write().unwrap() = IpRanges::parse(&new.api.allow_ip_range).unwrap_or_default();
-    }
-    if changed.iter().any(|k| k == "api.secret") {
-        *st.secret.write().unwrap() = new.api.secret.clone();
-    }
-    *st.config.write().unwrap() = new.clone();
-    let restart: Vec<&String> = changed
-        .iter()
-        .filter(|k| !config_edit::applies_live(k))
-        .collect();
-    tracing::info!(changed = ?changed, restart_required = ?restart, "setServerConfig");
-    let mut v =
-        json!({"code": 0, "changed": changed.len(), "keys": changed, "restart_required": restart});
-    if let (Some(path), false) = (&st.config_path, changed.is_empty()) {
-        let (path, keys) = (path.clone(), changed.clone());
-        let saved =
-            tokio::task::spawn_blocking(move || config_edit::write_back(&path, &new, &keys))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-        match saved {
-            Ok(()) => v["saved"] = Value::Bool(true),
-            Err(e) => {
-                tracing::error!(error = %e, "setServerConfig: applied in memory but not saved");
-                v["saved"] = Value::Bool(false);
-                v["msg"] = Value::String(e);
-            }
-        }
-    } else {
-        v["saved"] = Value::Bool(false);
-    }
-    Ok(reply(v))
-}
-
-fn key_of(p: &Params) -> Result<StreamKey, Response> {
-    let app = required(p, "app")?;
-    let stream = required(p, "stream")?;
-    let key = StreamKey::new(p.get("vhost").map(String::as_str), app, stream);
-    key.check_names()
-        .map_err(|why| fail(-300, format!("invalid parameter app/stream: {why}")))?;
-    Ok(key)
-}
-
-/// The output schemas every stream has (one getMediaList entry each).
-fn schemas(st: &ApiState) -> Vec<&'static str> {
-    let mut v = vec!["rtmp", "ts"];
-    if st.config.read().unwrap().hls.enabled {
-        v.insert(1, "hls");
-    }
-    v
-}
-
-fn matching(st: &ApiState, p: &Params) -> Vec<Arc<Stream>> {
-    let want = |k: &str| p.get(k).filter(|v| !v.is_empty());
-    let mut v: Vec<_> = st
-        .hub
-        .streams()
-        .into_iter()
-        .filter(|s| want("vhost").is_none_or(|v| *v == s.key.vhost))
-        .filter(|s| want("app").is_none_or(|v| *v == s.key.app))
-        .filter(|s| want("stream").is_none_or(|v| *v == s.key.stream))
-        .collect();
-    v.sort_by(|a, b| (&a.key.app, &a.key.stream).cmp(&(&b.key.app, &b.key.stream)));
-    v
-}
-
-fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
-    let snap = s.snapshot();
-    let mut tracks = Vec::new();
-    if let Some(v) = &snap.info.video {
-        tracks.push(json!({
-            "codec_type": 0, "codec_id": v.codec_id, "codec_id_name": v.codec, "codec_string": v.codec_string,
-            "ready": v.width > 0, "frames": v.frames, "duration": v.duration_ms(),
-            "width": v.width, "height": v.height, "fps": (v.fps() * 100.0).round() / 100.0,
-            "gop_size": v.gop_size, "gop_interval_ms": v.gop_interval_ms, "key_frames": v.key_frames,
-        }));
-    }
-    if let Some(a) = &snap.info.audio {
-        tracks.push(json!({
-            "codec_type": 1, "codec_id": a.codec_id, "codec_id_name": a.codec, "codec_string": a.codec_string,
-            "ready": a.sample_rate > 0, "frames": a.frames, "duration": a.duration_ms(),
-            "sample_rate": a.sample_rate, "channels": a.channels, "sample_bit": 16,
-        }));
-    }
-    let origin = snap.origin.as_ref();
-    json!({
-        "schema": schema,
-        "vhost": s.key.vhost, "app": s.key.app, "stream": s.key.stream,
-        "params": origin.map(|o| o.params.as_str()).unwrap_or(""),
-        "createStamp": s.created_unix,
-        "aliveSecond": s.created.elapsed().as_secs(),
-        "bytesSpeed": s.bytes_speed(),
-        "totalBytes": s.bytes_in(),
-        "readerCount": s.readers(),
-        "totalReaderCount": s.total_readers(),
-        "originType": origin.map(|o| o.kind).unwrap_or(0),
-        "originTypeStr": origin.map(|o| o.kind_name).unwrap_or("unknown"),
-        "originUrl": origin.map(|o| o.url.as_str()).unwrap_or(""),
-        "isRecordingMP4": st.recorder.is_recording(&s.key, RecordKind::Mp4),
-        "isRecordingHLS": st.recorder.is_recording(&s.key, RecordKind::Hls),
-        "hlsMaster": format!("/{}/{}/master.m3u8", s.key.app, s.key.stream),
-        "renditions": st.transcoder.renditions(&s.key).iter().map(|r| json!({
-            "name": r.name, "stream": r.key.stream, "width": r.width, "height": r.height,
-            "bandwidth": r.bandwidth_bps,
-        })).collect::<Vec<_>>(),
-        "originSock": origin.and_then(|o| o.peer.map(|peer| json!({
-            "peer_ip": peer.ip().to_string(), "peer_port": peer.port(),
-            "local_ip": o.local.map(|l| l.ip().to_string()), "local_port": o.local.map(|l| l.port()),
-            "identifier": format!("{peer}"),
-        }))),
-        "publishing": snap.publishing,
-        "tracks": tracks,
-    })
-}
-
-/// The config as ZLMediaKit's flat `section.key` strings.
-fn flat_config(c: &Config) -> Map<String, Value> {
-    let mut out = Map::new();
-    let value = toml::Value::try_from(c).unwrap_or(toml::Value::Table(Default::default()));
-    fn walk(prefix: &str, v: &toml::Value, out: &mut Map<String, Value>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
-                }
-            }
-            toml::Value::String(s) => {
-                out.insert(prefix.to_owned(), Value::String(s.clone()));
-            }
-            other => {
-                out.insert(prefix.to_owned(), Value::String(other.to_string()));
-            }
-        }
-    }
-    walk("", &value, &mut out);
-    // Never hand the secret out.
-    if out.contains_key("api.secret") {
-        out.insert("api.secret".into(), Value::String(String::new()));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_endpoint_has_exactly_one_group() {
+        let groups = [
+            server::NAMES,
+            media::NAMES,
+            record::NAMES,
+            proxy::NAMES,
+            transcode::NAMES,
+        ];
+        for name in API_LIST {
+            let n = groups.iter().filter(|g| g.contains(name)).count();
+            assert_eq!(n, 1, "{name} is in {n} groups");
+        }
+        let grouped: usize = groups.iter().map(|g| g.len()).sum();
+        assert_eq!(grouped, API_LIST.len(), "a group lists an endpoint getApiList does not");
+    }
 
     #[test]
     fn params_from_query_form_and_json() {

@@ -337,8 +337,7 @@ mod tests {
 
     fn origin() -> Origin {
         Origin {
-            kind: 1,
-            kind_name: "rtmp_push",
+            kind: crate::hub::OriginKind::RtmpPush,
             peer: None,
             local: None,
             params: String::new(),

@@ -38,12 +38,20 @@ use timeline::{Mapped, Timeline, Track};
 
 pub use crate::config::DEFAULT_VHOST;
 
+/// How a stream's media arrives. The API shows it as ZLMediaKit's originType number
+/// and name; those live in `api/`, not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginKind {
+    /// A client published it over RTMP (an encoder, OBS, ffmpeg, our transcoder).
+    RtmpPush,
+    /// A pull proxy plays it from a remote URL.
+    Pull,
+}
+
 /// Who publishes a stream (ZLMediaKit's originType / originSock).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    /// ZLMediaKit originType: 1 rtmp_push, 4 pull, ...
-    pub kind: i32,
-    pub kind_name: &'static str,
+    pub kind: OriginKind,
     pub peer: Option<std::net::SocketAddr>,
     pub local: Option<std::net::SocketAddr>,
     /// The publish URL's query (`?token=...`), without the `?`.
@@ -924,8 +932,7 @@ mod tests {
 
     fn test_origin() -> Origin {
         Origin {
-            kind: 1,
-            kind_name: "rtmp_push",
+            kind: OriginKind::RtmpPush,
             peer: None,
             local: None,
             params: String::new(),

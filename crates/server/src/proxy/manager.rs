@@ -33,7 +33,6 @@ use crate::hub::{Hub, Origin, Publisher, StreamKey};
 use crate::record::{RecordKind, Recorder};
 
 /// ZLMediaKit's originType for a pulled stream.
-const ORIGIN_PULL: i32 = 4;
 /// Media items buffered between a driver and the hub.
 const CHANNEL: usize = 512;
 
@@ -575,8 +574,7 @@ async fn pull_once(
                     deadline = tokio::time::Instant::now() + timeout;
                     if publisher.is_none() {
                         let origin = Origin {
-                            kind: ORIGIN_PULL,
-                            kind_name: "pull",
+                            kind: crate::hub::OriginKind::Pull,
                             peer: None,
                             local: None,
                             params: String::new(),

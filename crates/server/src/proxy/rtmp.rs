@@ -1123,8 +1123,7 @@ zyXfKgICCr318GsoHPxZqhaV2gqhRANCAASq5UutDi9S5IfPUPUsFgsXdBBsh+N3
 
     fn origin() -> Origin {
         Origin {
-            kind: 4,
-            kind_name: "pull",
+            kind: crate::hub::OriginKind::Pull,
             peer: None,
             local: None,
             params: String::new(),

@@ -262,8 +262,7 @@ impl ServerConn {
                 }
                 let key = self.stream_key(&stream_name, &params);
                 let origin = Origin {
-                    kind: 1,
-                    kind_name: "rtmp_push",
+                    kind: crate::hub::OriginKind::RtmpPush,
                     peer: Some(self.peer),
                     local: self.local,
                     url: format!(
