@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 
 use super::params::{flag, key_of, required, Params};
 use super::{fail, reply, ApiState};
+use ferrocast_proto::flv::{AudioCodec, VideoCodec};
+
+use crate::hub::info::TrackCodec;
 use crate::hub::{OriginKind, Role, SessionInfo, Stream};
 use crate::record::RecordKind;
 
@@ -165,7 +168,7 @@ fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
     let mut tracks = Vec::new();
     if let Some(v) = &snap.info.video {
         tracks.push(json!({
-            "codec_type": 0, "codec_id": v.codec_id, "codec_id_name": v.codec, "codec_string": v.codec_string,
+            "codec_type": 0, "codec_id": codec_id(v.codec).0, "codec_id_name": codec_id(v.codec).1, "codec_string": v.codec_string,
             "ready": v.width > 0, "frames": v.frames, "duration": v.duration_ms(),
             "width": v.width, "height": v.height, "fps": (v.fps() * 100.0).round() / 100.0,
             "gop_size": v.gop_size, "gop_interval_ms": v.gop_interval_ms, "key_frames": v.key_frames,
@@ -173,7 +176,7 @@ fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
     }
     if let Some(a) = &snap.info.audio {
         tracks.push(json!({
-            "codec_type": 1, "codec_id": a.codec_id, "codec_id_name": a.codec, "codec_string": a.codec_string,
+            "codec_type": 1, "codec_id": codec_id(a.codec).0, "codec_id_name": codec_id(a.codec).1, "codec_string": a.codec_string,
             "ready": a.sample_rate > 0, "frames": a.frames, "duration": a.duration_ms(),
             "sample_rate": a.sample_rate, "channels": a.channels, "sample_bit": 16,
         }));
@@ -207,6 +210,28 @@ fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
         "publishing": snap.publishing,
         "tracks": tracks,
     })
+}
+
+/// ZLMediaKit's codec_id and codec_id_name of a track's codec.
+fn codec_id(codec: Option<TrackCodec>) -> (i32, &'static str) {
+    match codec {
+        Some(TrackCodec::Video(v)) => match v {
+            VideoCodec::H264 => (0, "H264"),
+            VideoCodec::H265 => (1, "H265"),
+            VideoCodec::Av1 => (8, "AV1"),
+            VideoCodec::Vp9 => (9, "VP9"),
+            VideoCodec::Other(_) => (-1, "unknown"),
+        },
+        Some(TrackCodec::Audio(a)) => match a {
+            AudioCodec::Aac => (2, "mpeg4-generic"),
+            AudioCodec::G711A => (3, "PCMA"),
+            AudioCodec::G711U => (4, "PCMU"),
+            AudioCodec::Opus => (5, "opus"),
+            AudioCodec::Mp3 => (7, "MP3"),
+            AudioCodec::Speex | AudioCodec::Other(_) => (-1, "unknown"),
+        },
+        None => (-1, ""),
+    }
 }
 
 /// ZLMediaKit's originType number (its `MediaOriginType` enum).

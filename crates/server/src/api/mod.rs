@@ -242,7 +242,11 @@ mod tests {
             assert_eq!(n, 1, "{name} is in {n} groups");
         }
         let grouped: usize = groups.iter().map(|g| g.len()).sum();
-        assert_eq!(grouped, API_LIST.len(), "a group lists an endpoint getApiList does not");
+        assert_eq!(
+            grouped,
+            API_LIST.len(),
+            "a group lists an endpoint getApiList does not"
+        );
     }
 
     #[test]

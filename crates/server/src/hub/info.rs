@@ -1,18 +1,24 @@
-//! What the API reports about a stream's tracks (ZLMediaKit's `tracks` array):
-//! codec, resolution, frame rate, GOP, sample rate, channels. Filled by the publisher
-//! path from sequence headers (parsed once per header, not per frame) and counters.
+//! What is known about a stream's tracks: codec, resolution, frame rate, GOP, sample
+//! rate, channels. Filled by the publisher path from sequence headers (parsed once
+//! per header, not per frame) and counters. The API shows it as ZLMediaKit's
+//! `tracks` array; the codec ids and names of that format live in `api/`.
 
 use ferrocast_proto::codec::{
     aac::AudioSpecificConfig, h264::AvcDecoderConfig, h265::HevcDecoderConfig,
 };
 use ferrocast_proto::flv::{AudioCodec, AudioTagHeader, VideoCodec, VideoTagHeader};
 
+/// A track's codec as the FLV tag header names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackCodec {
+    Video(VideoCodec),
+    Audio(AudioCodec),
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrackInfo {
-    /// ZLMediaKit's codec_id_name: "H264", "H265", "AV1", "VP9", "mpeg4-generic" (AAC), ...
-    pub codec: &'static str,
-    /// ZLMediaKit's codec_id: 0 H264, 1 H265, 2 AAC, 3 G711A, 4 G711U, 5 Opus, 7 MP3...
-    pub codec_id: i32,
+    /// The codec, from the last tag header seen; `None` before the first.
+    pub codec: Option<TrackCodec>,
     /// RFC 6381 codec string when known (avc1.64001E, mp4a.40.2, ...).
     pub codec_string: Option<String>,
     pub width: u32,
@@ -80,15 +86,7 @@ impl MediaInfo {
         header: bool,
     ) {
         let track = self.video.get_or_insert_with(TrackInfo::default);
-        let (codec, id) = match tag.codec {
-            VideoCodec::H264 => ("H264", 0),
-            VideoCodec::H265 => ("H265", 1),
-            VideoCodec::Av1 => ("AV1", 8),
-            VideoCodec::Vp9 => ("VP9", 9),
-            VideoCodec::Other(_) => ("unknown", -1),
-        };
-        track.codec = codec;
-        track.codec_id = id;
+        track.codec = Some(TrackCodec::Video(tag.codec));
         if header {
             let body = payload.get(tag.header_len..).unwrap_or(&[]);
             match tag.codec {
@@ -116,16 +114,7 @@ impl MediaInfo {
     /// One audio message, its tag header already parsed by the publisher path.
     pub fn on_audio(&mut self, ts: u32, payload: &[u8], tag: &AudioTagHeader, header: bool) {
         let track = self.audio.get_or_insert_with(TrackInfo::default);
-        let (codec, id) = match tag.codec {
-            AudioCodec::Aac => ("mpeg4-generic", 2),
-            AudioCodec::G711A => ("PCMA", 3),
-            AudioCodec::G711U => ("PCMU", 4),
-            AudioCodec::Opus => ("opus", 5),
-            AudioCodec::Mp3 => ("MP3", 7),
-            AudioCodec::Speex | AudioCodec::Other(_) => ("unknown", -1),
-        };
-        track.codec = codec;
-        track.codec_id = id;
+        track.codec = Some(TrackCodec::Audio(tag.codec));
         if header && tag.codec == AudioCodec::Aac {
             if let Ok(c) = AudioSpecificConfig::parse(payload.get(tag.header_len..).unwrap_or(&[]))
             {

@@ -9,8 +9,11 @@
 //! (with the sequence headers sent again), and one that stays behind for longer than
 //! `hub.slow_player_timeout_ms` is told to disconnect.
 //!
-//! The hub owns no sockets and does no I/O; sessions (RTMP now, HTTP-FLV and HLS
-//! later) drive it.
+//! The hub owns no sockets and does no I/O. Publishers (RTMP sessions, pull proxies)
+//! and subscribers (RTMP and HTTP-FLV/WS-FLV/HTTP-TS viewers, the live HLS muxer,
+//! recordings, transcoders, push proxies) drive it; services attach themselves to
+//! new streams through [`Hub::add_on_new_stream`] and to wanted-but-absent streams
+//! through [`Hub::add_on_demand`], so the hub imports none of them.
 
 pub mod gop;
 pub mod info;
