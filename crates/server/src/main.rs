@@ -1,5 +1,7 @@
 //! `ferrocast`: the server binary. Start-up, flags, the runtime, shutdown.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
