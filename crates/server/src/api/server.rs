@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::params::{required, Params};
-use super::{fail, reply, ApiState, API_LIST};
+use super::{api_list, fail, reply, ApiState};
 use crate::config::Config;
 use crate::config::IpRanges;
 use crate::record::RecordSettings;
@@ -27,7 +27,7 @@ pub(super) const NAMES: &[&str] = &[
 pub(super) async fn call(st: &ApiState, name: &str, p: &Params) -> Result<Response, Response> {
     Ok(match name {
         "getApiList" => reply(
-            json!({"code": 0, "data": API_LIST.iter().map(|n| format!("/index/api/{n}")).collect::<Vec<_>>()}),
+            json!({"code": 0, "data": api_list().map(|n| format!("/index/api/{n}")).collect::<Vec<_>>()}),
         ),
         "version" => reply(json!({"code": 0, "data": {
             "version": env!("CARGO_PKG_VERSION"),
