@@ -3,6 +3,7 @@
 //! drive the sans-IO code of `ferrocast-proto`.
 
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod hls;
 pub mod http;
@@ -10,6 +11,7 @@ pub mod hub;
 pub mod metrics;
 pub mod proxy;
 pub mod record;
+pub mod redact;
 pub mod rtmp;
 pub mod transcode;
 

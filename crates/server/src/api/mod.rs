@@ -14,8 +14,11 @@
 #![allow(clippy::result_large_err)]
 
 mod config_edit;
+mod error;
 mod load;
+mod proxy;
 mod snap;
+mod transcode;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -33,11 +36,11 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
-use crate::config::{PullSpec, PushSpec};
 use crate::hub::{Hub, Role, SessionInfo, Stream, StreamKey};
 use crate::proxy::manager::ProxyManager;
 use crate::record::{RecordError, RecordKind, RecordSettings, Recorder};
 use crate::transcode::Transcoder;
+pub use error::ApiFailure;
 
 /// The OpenAPI 3 description of the API, served at `/index/api/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -494,83 +497,19 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
                 Err(e) => fail(-1, e),
             }
         }
-        "addStreamProxy" => {
-            let spec = PullSpec {
-                vhost: vhost_param(p),
-                app: required(p, "app")?.to_owned(),
-                stream: required(p, "stream")?.to_owned(),
-                url: required(p, "url")?.to_owned(),
-                retry_count: int_param(p, "retry_count", -1)?,
-                timeout_sec: int_param(p, "timeout_sec", 0)?.clamp(0, 3600) as u64,
-                on_demand: flag(p, "on_demand"),
-                enable_hls: p.get("enable_hls").is_none_or(|_| flag(p, "enable_hls")),
-                enable_mp4: flag(p, "enable_mp4"),
-                rtsp_transport: match p.get("rtp_type").map(String::as_str) {
-                    None | Some("" | "0") => "tcp".to_owned(),
-                    Some("1") => "udp".to_owned(),
-                    Some(_) => {
-                        return Err(fail(-300, "invalid parameter rtp_type: 0 (TCP) or 1 (UDP)"))
-                    }
-                },
-            };
-            keyed(st.proxies.add_pull(spec, true))
-        }
-        "delStreamProxy" => {
-            let flag = st.proxies.del_pull(required(p, "key")?).await;
-            reply(json!({"code": 0, "data": {"flag": flag}}))
-        }
-        "listStreamProxy" => reply(json!({"code": 0, "data": st.proxies.list_pulls()})),
-        "getProxyInfo" => match st.proxies.pull_info(required(p, "key")?) {
-            Some(info) => reply(json!({"code": 0, "data": info})),
-            None => fail(-500, "can not find the proxy"),
-        },
-        "addStreamPusherProxy" => {
-            let spec = PushSpec {
-                vhost: vhost_param(p),
-                app: required(p, "app")?.to_owned(),
-                stream: required(p, "stream")?.to_owned(),
-                url: required(p, "dst_url")?.to_owned(),
-                retry_count: int_param(p, "retry_count", -1)?,
-                timeout_sec: int_param(p, "timeout_sec", 0)?.clamp(0, 3600) as u64,
-            };
-            keyed(st.proxies.add_push(spec, true))
-        }
-        "delStreamPusherProxy" => {
-            let flag = st.proxies.del_push(required(p, "key")?).await;
-            reply(json!({"code": 0, "data": {"flag": flag}}))
-        }
-        "listStreamPusherProxy" => reply(json!({"code": 0, "data": st.proxies.list_pushes()})),
-        "startTranscode" => {
-            let key = key_of(p)?;
-            let ladder = p
-                .get("ladder")
-                .filter(|v| !v.is_empty())
-                .map(String::as_str)
-                .unwrap_or("default");
-            keyed(st.transcoder.start(&key, ladder))
-        }
-        "stopTranscode" => {
-            let key = key_of(p)?;
-            if st.transcoder.stop(&key).await {
-                reply(json!({"code": 0, "result": true, "msg": "success"}))
-            } else {
-                reply(json!({"code": -1, "result": false, "msg": "not transcoding"}))
-            }
-        }
-        "listTranscode" => reply(json!({"code": 0, "data": st.transcoder.list()})),
-        "addFFmpegSource" => {
-            let src = required(p, "src_url")?;
-            let dst = required(p, "dst_url")?;
-            let timeout_ms = int_param(p, "timeout_ms", 10_000)?.clamp(0, 600_000) as u64;
-            keyed(st.transcoder.add_ffmpeg_source(src, dst, timeout_ms).await)
-        }
-        "delFFmpegSource" => {
-            let flag = st.transcoder.del_ffmpeg_source(required(p, "key")?).await;
-            reply(json!({"code": 0, "data": {"flag": flag}}))
-        }
-        "listFFmpegSource" => {
-            reply(json!({"code": 0, "data": st.transcoder.list_ffmpeg_sources()}))
-        }
+        "addStreamProxy" => proxy::add_pull(st, p)?,
+        "delStreamProxy" => proxy::del_pull(st, p).await?,
+        "listStreamProxy" => proxy::list_pulls(st),
+        "getProxyInfo" => proxy::pull_info(st, p)?,
+        "addStreamPusherProxy" => proxy::add_push(st, p)?,
+        "delStreamPusherProxy" => proxy::del_push(st, p).await?,
+        "listStreamPusherProxy" => proxy::list_pushes(st),
+        "startTranscode" => transcode::start(st, p)?,
+        "stopTranscode" => transcode::stop(st, p).await?,
+        "listTranscode" => transcode::list(st),
+        "addFFmpegSource" => transcode::add_ffmpeg_source(st, p).await?,
+        "delFFmpegSource" => transcode::del_ffmpeg_source(st, p).await?,
+        "listFFmpegSource" => transcode::list_ffmpeg_sources(st),
         _ => fail(-500, format!("unknown API: {name}")),
     })
 }
@@ -584,10 +523,10 @@ fn vhost_param(p: &Params) -> String {
 }
 
 /// The answer to an add/start call that creates something with a key.
-fn keyed(r: Result<String, (i32, String)>) -> Response {
+fn keyed<E: Into<ApiFailure>>(r: Result<String, E>) -> Response {
     match r {
         Ok(key) => reply(json!({"code": 0, "data": {"key": key}})),
-        Err((code, msg)) => fail(code, msg),
+        Err(e) => e.into().into_response(),
     }
 }
 
