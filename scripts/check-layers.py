@@ -16,6 +16,7 @@ SRC = pathlib.Path(__file__).resolve().parent.parent / "crates" / "server" / "sr
 LAYERS = {
     "config": (1, 0),
     "backoff": (2, 0),
+    "redact": (2, 0),
     "hub": (3, 0),
     "metrics": (4, 0),
     "rtmp": (5, 0),

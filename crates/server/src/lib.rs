@@ -87,7 +87,8 @@
 //! list (`scripts/check-layers.sh` checks it in the test script):
 //! 1. [`config`]: settings and the value types more than one module validates
 //!    (allow-lists, URL rules, the default vhost). Imports nothing of ours.
-//! 2. [`backoff`]: the reconnection delay rule. Imports nothing of ours.
+//! 2. [`backoff`] (the reconnection delay rule) and [`redact`] (passwords out of URLs
+//!    in logs and answers): small rules several modules share. Import nothing of ours.
 //! 3. [`hub`]: streams, fan-out, sessions.
 //! 4. [`metrics`]: Prometheus counters and the scrape-time view of the hub.
 //! 5. Inputs and outputs: [`rtmp`], [`live_hls`], [`record`]; then [`http`] (serves
@@ -114,6 +115,7 @@
 #![warn(unreachable_pub)]
 
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod http;
 pub mod hub;
@@ -121,6 +123,7 @@ pub mod live_hls;
 pub mod metrics;
 pub mod proxy;
 pub mod record;
+pub mod redact;
 pub mod rtmp;
 pub mod server;
 pub mod transcode;

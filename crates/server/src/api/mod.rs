@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 mod config_edit;
+mod error;
 mod load;
 mod media;
 mod params;
@@ -42,6 +43,7 @@ use crate::hub::Hub;
 use crate::proxy::manager::ProxyManager;
 use crate::record::Recorder;
 use crate::transcode::Transcoder;
+pub use error::ApiFailure;
 use params::{params, Params};
 
 /// The OpenAPI 3 description of the API, served at `/index/api/openapi.json`.
@@ -196,10 +198,10 @@ async fn dispatch(st: &ApiState, name: &str, p: &Params) -> Result<Response, Res
 }
 
 /// The answer to an add/start call that creates something with a key.
-fn keyed(r: Result<String, (i32, String)>) -> Response {
+fn keyed<E: Into<ApiFailure>>(r: Result<String, E>) -> Response {
     match r {
         Ok(key) => reply(json!({"code": 0, "data": {"key": key}})),
-        Err((code, msg)) => fail(code, msg),
+        Err(e) => e.into().into_response(),
     }
 }
 

@@ -21,16 +21,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use thiserror::Error;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::rtmp::RtmpOptions;
 use super::rtsp::{RtspOptions, RtspTransport};
-use super::{check_pull_url, check_push_url, redact, Media, MediaKind, ProxyError};
+use super::{check_pull_url, check_push_url, Media, MediaKind, ProxyError};
+use crate::backoff::backoff;
 use crate::config::{Config, PullSpec, PushSpec};
 use crate::hub::{Hub, Origin, Publisher, StreamKey};
 use crate::record::{RecordKind, Recorder};
+use crate::redact::redact;
 
 /// ZLMediaKit's originType for a pulled stream.
 /// Media items buffered between a driver and the hub.
@@ -58,19 +60,10 @@ impl ProxySettings {
             store: c.data_dir.join("proxies.json"),
         }
     }
-
-    /// Delay before retry number `attempt` (1, 2, ...): doubling from
-    /// `retry_delay`, at most `retry_max_delay`.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(16);
-        self.retry_delay
-            .saturating_mul(factor)
-            .min(self.retry_max_delay)
-    }
 }
 
 /// What a proxy is doing, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyState {
     /// "connecting", "playing" / "pushing", "retrying", "idle" (on demand, no
     /// viewers), "waiting for the local stream", "failed" (retries exhausted).
@@ -127,12 +120,18 @@ fn check_target(
     app: &str,
     stream: &str,
     timeout_sec: u64,
-) -> Result<StreamKey, ApiError> {
+) -> Result<StreamKey, AddProxyError> {
     let key = key_of(vhost, app, stream);
     key.check_names()
-        .map_err(|why| (-300, format!("invalid parameter app/stream: {why}")))?;
+        .map_err(|why| AddProxyError::InvalidParameter {
+            name: "app/stream",
+            why: why.to_owned(),
+        })?;
     if timeout_sec > 3600 {
-        return Err((-300, "invalid parameter timeout_sec: at most 3600".into()));
+        return Err(AddProxyError::InvalidParameter {
+            name: "timeout_sec",
+            why: "at most 3600".to_owned(),
+        });
     }
     Ok(key)
 }
@@ -159,8 +158,43 @@ pub struct ProxyManager {
     inner: Arc<Inner>,
 }
 
-/// An API error: (code, message).
-pub type ApiError = (i32, String);
+/// Why a proxy was not added. Each names what was wrong; `api/` turns them into
+/// ZLMediaKit codes and messages.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AddProxyError {
+    /// A parameter that cannot be used (`url`, `dst_url`, `rtp_type`, `app/stream`,
+    /// `timeout_sec`), and why.
+    #[error("invalid parameter {name}: {why}")]
+    InvalidParameter { name: &'static str, why: String },
+    /// A pull proxy of that key exists, or someone publishes its stream already.
+    #[error("the stream {key} already exists")]
+    StreamExists { key: String },
+    /// A push proxy of that key (stream and URL) exists.
+    #[error("the pusher {key} already exists")]
+    PusherExists { key: String },
+}
+
+/// One pull proxy, as listStreamProxy and getProxyInfo show it.
+#[derive(Debug, Clone)]
+pub struct PullInfo {
+    pub key: String,
+    /// Its spec, with any password in the URL hidden.
+    pub spec: PullSpec,
+    /// Added through the API (kept in the store), not declared in the config.
+    pub persistent: bool,
+    pub state: ProxyState,
+}
+
+/// One push proxy, as listStreamPusherProxy shows it.
+#[derive(Debug, Clone)]
+pub struct PushInfo {
+    pub key: String,
+    /// Its spec, with any password in the URL hidden.
+    pub spec: PushSpec,
+    /// Added through the API (kept in the store), not declared in the config.
+    pub persistent: bool,
+    pub state: ProxyState,
+}
 
 pub fn pull_key(spec: &PullSpec) -> String {
     format!("{}/{}/{}", spec.vhost, spec.app, spec.stream)
@@ -215,12 +249,12 @@ impl ProxyManager {
             }
         });
         for spec in &config.proxy.pull {
-            if let Err((_, e)) = self.add_pull(spec.clone(), false) {
+            if let Err(e) = self.add_pull(spec.clone(), false) {
                 tracing::error!(stream = %pull_key(spec), error = %e, "pull proxy from the config not started");
             }
         }
         for spec in &config.proxy.push {
-            if let Err((_, e)) = self.add_push(spec.clone(), false) {
+            if let Err(e) = self.add_push(spec.clone(), false) {
                 tracing::error!(stream = %spec.stream, error = %e, "push proxy from the config not started");
             }
         }
@@ -245,13 +279,14 @@ impl ProxyManager {
     }
 
     /// addStreamProxy. Returns the key.
-    pub fn add_pull(&self, spec: PullSpec, persistent: bool) -> Result<String, ApiError> {
-        check_pull_url(&spec.url).map_err(|e| (-300, format!("invalid parameter url: {e}")))?;
+    pub fn add_pull(&self, spec: PullSpec, persistent: bool) -> Result<String, AddProxyError> {
+        check_pull_url(&spec.url)
+            .map_err(|why| AddProxyError::InvalidParameter { name: "url", why })?;
         if !matches!(spec.rtsp_transport.as_str(), "tcp" | "udp") {
-            return Err((
-                -300,
-                "invalid parameter rtp_type: 0 (TCP) or 1 (UDP)".into(),
-            ));
+            return Err(AddProxyError::InvalidParameter {
+                name: "rtp_type",
+                why: "0 (TCP) or 1 (UDP)".to_owned(),
+            });
         }
         let key = pull_key(&spec);
         let stream_key = check_target(&spec.vhost, &spec.app, &spec.stream, spec.timeout_sec)?;
@@ -264,7 +299,7 @@ impl ProxyManager {
                     .find(&stream_key)
                     .is_some_and(|s| s.is_publishing())
             {
-                return Err((-1, "This stream already exists".into()));
+                return Err(AddProxyError::StreamExists { key });
             }
             let (entry, stop_rx) = Entry::new(spec.clone(), persistent, "connecting");
             self.inner.hls.set_enabled(&stream_key, spec.enable_hls);
@@ -300,14 +335,18 @@ impl ProxyManager {
         true
     }
 
-    pub fn add_push(&self, spec: PushSpec, persistent: bool) -> Result<String, ApiError> {
-        check_push_url(&spec.url).map_err(|e| (-300, format!("invalid parameter dst_url: {e}")))?;
+    /// addStreamPusherProxy. Returns the key.
+    pub fn add_push(&self, spec: PushSpec, persistent: bool) -> Result<String, AddProxyError> {
+        check_push_url(&spec.url).map_err(|why| AddProxyError::InvalidParameter {
+            name: "dst_url",
+            why,
+        })?;
         check_target(&spec.vhost, &spec.app, &spec.stream, spec.timeout_sec)?;
         let key = push_key(&spec);
         {
             let mut pushes = self.inner.pushes.lock().unwrap();
             if pushes.contains_key(&key) {
-                return Err((-1, "This pusher already exists".into()));
+                return Err(AddProxyError::PusherExists { key });
             }
             let (entry, stop_rx) =
                 Entry::new(spec.clone(), persistent, "waiting for the local stream");
@@ -322,6 +361,7 @@ impl ProxyManager {
         Ok(key)
     }
 
+    /// delStreamPusherProxy: `true` if it existed.
     pub async fn del_push(&self, key: &str) -> bool {
         let entry = self.inner.pushes.lock().unwrap().remove(key);
         let Some(entry) = entry else { return false };
@@ -333,27 +373,31 @@ impl ProxyManager {
         true
     }
 
-    pub fn list_pulls(&self) -> Vec<Value> {
+    /// listStreamProxy: every pull proxy, by key.
+    pub fn list_pulls(&self) -> Vec<PullInfo> {
         let pulls = self.inner.pulls.lock().unwrap();
-        pulls.iter().map(|(k, e)| pull_json(k, e)).collect()
+        pulls.iter().map(|(k, e)| pull_info(k, e)).collect()
     }
 
-    pub fn pull_info(&self, key: &str) -> Option<Value> {
+    /// getProxyInfo.
+    pub fn pull_info(&self, key: &str) -> Option<PullInfo> {
         let pulls = self.inner.pulls.lock().unwrap();
-        pulls.get(key).map(|e| pull_json(key, e))
+        pulls.get(key).map(|e| pull_info(key, e))
     }
 
-    pub fn list_pushes(&self) -> Vec<Value> {
+    /// listStreamPusherProxy: every push proxy, by key.
+    pub fn list_pushes(&self) -> Vec<PushInfo> {
         let pushes = self.inner.pushes.lock().unwrap();
         pushes
             .iter()
-            .map(|(k, e)| {
-                let st = e.state.lock().unwrap().clone();
-                json!({
-                    "key": k, "vhost": e.spec.vhost, "app": e.spec.app, "stream": e.spec.stream,
-                    "dst_url": redact(&e.spec.url), "retry_count": e.spec.retry_count,
-                    "persistent": e.persistent, "state": st,
-                })
+            .map(|(k, e)| PushInfo {
+                key: k.clone(),
+                spec: PushSpec {
+                    url: redact(&e.spec.url),
+                    ..e.spec.clone()
+                },
+                persistent: e.persistent,
+                state: e.state.lock().unwrap().clone(),
             })
             .collect()
     }
@@ -408,16 +452,16 @@ impl ProxyManager {
     }
 }
 
-fn pull_json(key: &str, e: &Entry<PullSpec>) -> Value {
-    let st = e.state.lock().unwrap().clone();
-    let s = &e.spec;
-    json!({
-        "key": key, "vhost": s.vhost, "app": s.app, "stream": s.stream,
-        "url": redact(&s.url), "retry_count": s.retry_count, "timeout_sec": s.timeout_sec,
-        "on_demand": s.on_demand, "enable_hls": s.enable_hls, "enable_mp4": s.enable_mp4,
-        "rtsp_transport": s.rtsp_transport, "persistent": e.persistent,
-        "state": st,
-    })
+fn pull_info(key: &str, e: &Entry<PullSpec>) -> PullInfo {
+    PullInfo {
+        key: key.to_owned(),
+        spec: PullSpec {
+            url: redact(&e.spec.url),
+            ..e.spec.clone()
+        },
+        persistent: e.persistent,
+        state: e.state.lock().unwrap().clone(),
+    }
 }
 
 async fn stop_entry<S>(e: &Entry<S>) {
@@ -510,7 +554,11 @@ async fn run_pull(inner: Arc<Inner>, entry: Arc<Entry<PullSpec>>, mut stop: watc
                     let _ = stop.changed().await;
                     return;
                 }
-                let delay = inner.settings.backoff(attempt);
+                let delay = backoff(
+                    inner.settings.retry_delay,
+                    inner.settings.retry_max_delay,
+                    attempt,
+                );
                 tracing::warn!(stream = %key, url = %redact(&spec.url), error = %err, attempt,
                     retry_in_ms = delay.as_millis() as u64, "pull proxy lost its source; retrying");
                 set_status(&entry.state, "retrying");
@@ -676,7 +724,11 @@ async fn run_push(inner: Arc<Inner>, entry: Arc<Entry<PushSpec>>, mut stop: watc
                     let _ = stop.changed().await;
                     return;
                 }
-                let delay = inner.settings.backoff(attempt);
+                let delay = backoff(
+                    inner.settings.retry_delay,
+                    inner.settings.retry_max_delay,
+                    attempt,
+                );
                 tracing::warn!(stream = %key, url = %redact(&spec.url), error = %err, attempt,
                     retry_in_ms = delay.as_millis() as u64, "push proxy failed; retrying");
                 set_status(&entry.state, "retrying");
@@ -691,21 +743,6 @@ async fn run_push(inner: Arc<Inner>, entry: Arc<Entry<PushSpec>>, mut stop: watc
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_ceiling() {
-        let s = ProxySettings {
-            retry_delay: Duration::from_millis(1000),
-            retry_max_delay: Duration::from_millis(10_000),
-            timeout: Duration::from_secs(10),
-            none_reader_delay: Duration::from_secs(20),
-            tls_ca_file: None,
-            store: PathBuf::new(),
-        };
-        let d: Vec<u64> = (1..=6).map(|a| s.backoff(a).as_millis() as u64).collect();
-        assert_eq!(d, [1000, 2000, 4000, 8000, 10_000, 10_000]);
-        assert_eq!(s.backoff(1000), Duration::from_millis(10_000));
-    }
 
     #[test]
     fn pusher_keys_differ_by_url() {

@@ -64,30 +64,3 @@ pub enum ProxyError {
 pub mod manager;
 
 pub use crate::config::values::{check_pull_url, check_push_url};
-
-/// The URL with any password replaced by `***`, for logs and the API.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact("rtsp://u:secret@h:554/p"), "rtsp://u:***@h:554/p");
-        assert_eq!(redact("rtmp://h/live/s"), "rtmp://h/live/s");
-    }
-}

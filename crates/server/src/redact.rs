@@ -1,0 +1,31 @@
+//! Passwords out of URLs before they reach a log line or an API answer. Operators
+//! put credentials in pull, push and ffmpeg source URLs; every module that shows
+//! such a URL goes through [`redact`]. Imports nothing from the crate.
+
+/// The URL with any password replaced by `***`, for logs and the API.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact("rtsp://u:secret@h:554/p"), "rtsp://u:***@h:554/p");
+        assert_eq!(redact("rtmp://h/live/s"), "rtmp://h/live/s");
+        assert_eq!(redact("/media/a.mp4"), "/media/a.mp4");
+    }
+}
