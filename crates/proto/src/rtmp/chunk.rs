@@ -192,6 +192,8 @@ pub struct ChunkDecoder {
     need: usize,
     consumed: u64,
     omitted_ext: u64,
+    /// Partial messages dropped by a new message header on their chunk stream.
+    interrupted: u64,
     failed: Option<ChunkError>,
 }
 
@@ -206,6 +208,7 @@ impl ChunkDecoder {
             need: 1,
             consumed: 0,
             omitted_ext: 0,
+            interrupted: 0,
             failed: None,
         }
     }
@@ -252,9 +255,16 @@ impl ChunkDecoder {
     }
 
     /// How many type-3 continuation chunks omitted the extended timestamp their
-    /// message's header announced (a peer quirk worth a log line, once).
+    /// message's header announced (a peer quirk worth a log line, once: the sessions
+    /// report it in their `Tolerated` counts).
     pub fn omitted_extended_timestamps(&self) -> u64 {
         self.omitted_ext
+    }
+
+    /// How many partial messages a new type 0/1/2 header on their chunk stream cut
+    /// off and dropped (see "Decisions"; Abort is not counted, it is the spec's way).
+    pub fn interrupted_messages(&self) -> u64 {
+        self.interrupted
     }
 
     /// Most bytes held in partial messages across all chunk streams.
@@ -416,6 +426,7 @@ impl ChunkDecoder {
             // A new header while a message was partial drops that message.
             if let Some(p) = stream.partial.take() {
                 self.partial_bytes -= p.len();
+                self.interrupted += 1;
             }
             stream.timestamp = start.timestamp;
             stream.delta = start.delta;
