@@ -880,6 +880,25 @@ mod tests {
     }
 
     #[test]
+    fn a_new_header_drops_the_partial_message_and_counts_it() {
+        // 140 of 200 bytes, then a whole new type-0 message on the same chunk stream.
+        let mut input = encode(&msg(6, 0, 9, 1, &payload(200)), 128)[..140].to_vec();
+        input.extend_from_slice(&encode(&msg(6, 40, 9, 1, &payload(50)), 128));
+        let mut d = ChunkDecoder::new(ChunkLimits::default());
+        d.push(&input);
+        assert_eq!(d.poll_message(), Ok(Some(msg(6, 40, 9, 1, &payload(50)))));
+        assert_eq!(d.poll_message(), Ok(None));
+        assert_eq!(d.interrupted_messages(), 1);
+        // Abort is the spec's way to drop a partial message: not counted.
+        let mut d = ChunkDecoder::new(ChunkLimits::default());
+        let mut input = encode(&msg(6, 0, 9, 1, &payload(200)), 128)[..140].to_vec();
+        input.extend_from_slice(&encode(&msg(2, 0, 2, 0, &6u32.to_be_bytes()), 128));
+        d.push(&input);
+        assert!(d.poll_message().unwrap().is_some());
+        assert_eq!(d.interrupted_messages(), 0);
+    }
+
+    #[test]
     fn abort_of_an_unknown_chunk_stream_is_ignored() {
         let input = encode(&msg(2, 0, 2, 0, &[0, 0, 1, 0]), 128);
         assert_eq!(decode(&input).len(), 1);

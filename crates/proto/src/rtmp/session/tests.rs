@@ -372,6 +372,9 @@ fn publish_end_to_end() {
     // Nothing is sent after close.
     p.client.send_audio(50, &[0xaf, 1]);
     assert!(p.client.poll_output().is_none());
+    // Two sessions of ours have nothing to tolerate in each other.
+    assert_eq!(p.server.tolerated(), Tolerated::default());
+    assert_eq!(p.client.tolerated(), Tolerated::default());
 }
 
 #[test]
@@ -490,6 +493,177 @@ fn play_end_to_end() {
     assert_eq!(
         p.server_events,
         vec![ServerEvent::StopPlay { stream_id: 1 }]
+    );
+    // |RtmpSampleAccess, Stream Begin and EOF are what a player expects.
+    assert_eq!(p.server.tolerated(), Tolerated::default());
+    assert_eq!(p.client.tolerated(), Tolerated::default());
+}
+
+/// Appends one message, chunked at the default chunk size, to `input`.
+fn raw_message(input: &mut BytesMut, csid: u32, type_id: u8, stream_id: u32, payload: &[u8]) {
+    chunk::encode_message(
+        input,
+        csid,
+        0,
+        type_id,
+        stream_id,
+        payload,
+        DEFAULT_CHUNK_SIZE,
+    );
+}
+
+#[test]
+fn server_counts_what_it_tolerates_and_goes_on() {
+    let mut server = handshaken_server();
+    let mut input = BytesMut::new();
+    raw_message(&mut input, csid::VIDEO, type_id::VIDEO, 1, &[0x17, 0]);
+    input.extend_from_slice(&connect_command("live"));
+    for name in ["foo", "receiveAudio", "foo"] {
+        input.extend_from_slice(&command(0, name, 0.0, Amf0Value::Null, &[]));
+    }
+    input.extend_from_slice(&command(0, "createStream", 2.0, Amf0Value::Null, &[]));
+    // Stream 1 exists but does not publish yet.
+    raw_message(&mut input, csid::AUDIO, type_id::AUDIO, 1, &[0xaf, 1]);
+    // Nothing to close: an unknown stream, a deleteStream without an id, and
+    // FCUnpublish with no publish.
+    input.extend_from_slice(&command(5, "closeStream", 0.0, Amf0Value::Null, &[]));
+    let seven = [Amf0Value::Number(7.0)];
+    input.extend_from_slice(&command(0, "deleteStream", 0.0, Amf0Value::Null, &seven));
+    input.extend_from_slice(&command(0, "deleteStream", 0.0, Amf0Value::Null, &[]));
+    input.extend_from_slice(&command(0, "FCUnpublish", 4.0, Amf0Value::Null, &[]));
+    // User control events a publisher has no reason to send; Set Buffer Length is
+    // what players send, and is not counted.
+    for event in [
+        UserControl::StreamBegin(1),
+        UserControl::SetBufferLength {
+            stream_id: 1,
+            buffer_ms: 100,
+        },
+        UserControl::Other {
+            event_type: 99,
+            data: Bytes::from_static(&[0, 0, 0, 0]),
+        },
+    ] {
+        Message::UserControl(event).encode(&mut input, DEFAULT_CHUNK_SIZE);
+    }
+    raw_message(&mut input, csid::DATA, type_id::AGGREGATE, 1, &[0; 11]);
+    raw_message(
+        &mut input,
+        csid::DATA,
+        type_id::SHARED_OBJECT_AMF0,
+        0,
+        &[0; 4],
+    );
+    input.extend_from_slice(&command(1, "publish", 0.0, Amf0Value::Null, &[text("cam")]));
+    server.handle_input(&input).unwrap();
+    let events = drain_events(&mut server);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [ServerEvent::Connect { .. }, ServerEvent::Publish { .. }]
+        ),
+        "{events:?}"
+    );
+    server.accept_publish(1);
+
+    // On the publishing stream: a data message that is not metadata, one that is not
+    // AMF0 at all, and a video message cut off by a new header on its chunk stream.
+    let mut input = BytesMut::new();
+    let cue = encode_values(&[text("onCuePoint"), Amf0Value::Null]);
+    raw_message(&mut input, csid::DATA, type_id::DATA_AMF0, 1, &cue);
+    raw_message(&mut input, csid::DATA, type_id::DATA_AMF0, 1, &[0xff]);
+    let mut cut = BytesMut::new();
+    raw_message(&mut cut, csid::VIDEO, type_id::VIDEO, 1, &[0x27; 200]);
+    input.extend_from_slice(&cut[..140]);
+    raw_message(&mut input, csid::VIDEO, type_id::VIDEO, 1, &[0x27, 1]);
+    server.handle_input(&input).unwrap();
+    assert_eq!(
+        drain_events(&mut server),
+        vec![ServerEvent::Video {
+            timestamp: 0,
+            payload: Bytes::from_static(&[0x27, 1])
+        }]
+    );
+
+    let tolerated = server.tolerated();
+    assert_eq!(
+        tolerated,
+        Tolerated {
+            unknown_commands: 3,
+            first_unknown_command: Some("foo".into()),
+            media_before_connect: 1,
+            media_outside_publish: 1,
+            ignored_data: 1,
+            undecodable_media: 1,
+            unhandled_messages: 2,
+            first_unhandled_type: Some(type_id::AGGREGATE),
+            unexpected_user_controls: 2,
+            first_user_control: Some(UserControl::STREAM_BEGIN),
+            stray_stream_closes: 4,
+            interrupted_messages: 1,
+            ..Tolerated::default()
+        }
+    );
+    assert_eq!(
+        tolerated.to_string(),
+        "unknown command x3 (first: 'foo'), media before connect x1, \
+         media outside a publish x1, data message ignored x1, \
+         undecodable media or data x1, unhandled message x2 (first: type 22), \
+         unexpected user control event x2 (first: event 0), \
+         close of a stream not in use x4, partial message cut off by a new header x1"
+    );
+}
+
+#[test]
+fn client_counts_what_it_tolerates() {
+    let mut p = Pair::new(ClientMode::Play, "cam");
+    p.pump();
+    assert!(p
+        .client_events
+        .contains(&ClientEvent::Started { stream_id: 1 }));
+    p.client_events.clear();
+
+    let mut input = BytesMut::new();
+    input.extend_from_slice(&command(0, "onBWDone", 0.0, Amf0Value::Null, &[]));
+    // An answer to a transaction the client never opened.
+    input.extend_from_slice(&command(0, "_result", 99.0, Amf0Value::Null, &[]));
+    let cue = encode_values(&[text("onCuePoint"), Amf0Value::Null]);
+    raw_message(&mut input, csid::DATA, type_id::DATA_AMF0, 1, &cue);
+    let bare_status = encode_values(&[text("onStatus")]);
+    raw_message(&mut input, csid::DATA, type_id::DATA_AMF0, 1, &bare_status);
+    // Servers send these to players: not counted.
+    let sample_access = encode_values(&[
+        text("|RtmpSampleAccess"),
+        Amf0Value::Boolean(true),
+        Amf0Value::Boolean(true),
+    ]);
+    raw_message(
+        &mut input,
+        csid::DATA,
+        type_id::DATA_AMF0,
+        1,
+        &sample_access,
+    );
+    Message::UserControl(UserControl::StreamIsRecorded(1)).encode(&mut input, DEFAULT_CHUNK_SIZE);
+    // Only a client sends Set Buffer Length.
+    let buffer = UserControl::SetBufferLength {
+        stream_id: 1,
+        buffer_ms: 10,
+    };
+    Message::UserControl(buffer).encode(&mut input, DEFAULT_CHUNK_SIZE);
+    p.client.handle_input(&input).unwrap();
+    assert_eq!(p.client.poll_event(), None);
+    assert_eq!(
+        p.client.tolerated(),
+        Tolerated {
+            unknown_commands: 1,
+            first_unknown_command: Some("onBWDone".into()),
+            ignored_data: 2,
+            unexpected_user_controls: 1,
+            first_user_control: Some(UserControl::SET_BUFFER_LENGTH),
+            unmatched_results: 1,
+            ..Tolerated::default()
+        }
     );
 }
 
@@ -1121,6 +1295,8 @@ fn ffmpeg_publish_fixture() {
             server.bytes_received(),
             (HANDSHAKE_BYTES + fixture.len()) as u64
         );
+        // ffmpeg sends nothing the server has to let pass.
+        assert!(server.tolerated().is_empty(), "{}", server.tolerated());
     }
 }
 
