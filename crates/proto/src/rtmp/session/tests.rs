@@ -8,7 +8,7 @@ use super::server::{status_object, FMS_VERSION};
 use super::values::encode_values;
 use super::*;
 use crate::amf0::{self, Amf0Limits, Amf0Value};
-use crate::rtmp::chunk::{self, ChunkDecoder, ChunkLimits, DEFAULT_CHUNK_SIZE};
+use crate::rtmp::chunk::{self, ChunkDecoder, ChunkError, ChunkLimits, DEFAULT_CHUNK_SIZE};
 use crate::rtmp::handshake::{ClientHandshake, HANDSHAKE_SIZE};
 use crate::rtmp::message::{self, csid, type_id, Message, UserControl};
 
@@ -1378,3 +1378,45 @@ const FFMPEG_PUBLISH: &str = concat!(
     "430000000000261402000b4643556e7075626c6973680040180000000000000502000b63616d3f6b65793d6162634300",
     "00000000221402000c64656c65746553747265616d00401c00000000000005003ff0000000000000",
 );
+
+#[test]
+fn errors_name_where_they_failed() {
+    // A publish whose stream name is cut short: the command and the byte are named.
+    let mut server = handshaken_server();
+    let connect = connect_command("live");
+    server.handle_input(&connect).unwrap();
+    let mut payload = message::command_payload("publish", 0.0, &Amf0Value::Null, &[]).to_vec();
+    payload.extend_from_slice(&[0x02, 0, 9, b'c']);
+    let mut input = BytesMut::new();
+    raw_message(
+        &mut input,
+        csid::COMMAND,
+        type_id::COMMAND_AMF0,
+        1,
+        &payload,
+    );
+    let err = server.handle_input(&input).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "message: bad AMF0 in message type 20 (command 'publish'), starting at byte 20: \
+         AMF0 input truncated at offset 3"
+    );
+
+    // Set Chunk Size 0 right after connect: the chunk is named by its offset in the
+    // chunk stream (the bytes after the handshake).
+    let mut server = handshaken_server();
+    let mut input = connect_command("live");
+    let at = input.len();
+    Message::SetChunkSize(0).encode(&mut input, DEFAULT_CHUNK_SIZE);
+    let err = server.handle_input(&input).unwrap_err();
+    assert_eq!(
+        err,
+        SessionError::Chunk(ChunkError::BadChunkSize {
+            size: 0,
+            offset: at as u64
+        })
+    );
+    assert!(err
+        .to_string()
+        .starts_with("chunk stream: chunk size 0 out of range"));
+}
