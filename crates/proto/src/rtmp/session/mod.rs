@@ -91,11 +91,13 @@ pub use server::{ServerEvent, ServerSession, MAX_STREAMS};
 pub use tolerated::Tolerated;
 pub use url::parse_rtmp_url;
 
+/// What both sessions are built with.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionConfig {
     pub chunk_limits: ChunkLimits,
-    /// Note: [`Message::parse`](crate::rtmp::message::Message::parse) takes no limits and applies the AMF0 defaults, so
-    /// this value is currently not consulted by the sessions.
+    /// Note: [`Message::parse`](crate::rtmp::message::Message::parse) takes no limits
+    /// and applies the AMF0 defaults, so this value is currently not consulted by the
+    /// sessions.
     pub amf0_limits: Amf0Limits,
     /// Chunk size we announce and send with (shared media bytes must use the same).
     pub out_chunk_size: u32,
@@ -114,6 +116,8 @@ impl Default for SessionConfig {
     }
 }
 
+/// Why a session ended, by layer. The chunk and message errors say where in the
+/// input they failed (the chunk's byte offset, the message type, the command).
 #[derive(Debug, Error, PartialEq)]
 pub enum SessionError {
     #[error("handshake: {0}")]
