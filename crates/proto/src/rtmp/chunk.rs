@@ -106,9 +106,15 @@ impl Default for ChunkLimits {
 /// chunk that failed.
 #[derive(Debug, Error, PartialEq, Clone)]
 pub enum ChunkError {
-    #[error("chunk size {size} out of range 1..=2147483647 (Set Chunk Size in the chunk at byte {offset})")]
+    #[error(
+        "chunk size {size} out of range 1..=2147483647 \
+         (Set Chunk Size in the chunk at byte {offset})"
+    )]
     BadChunkSize { size: u32, offset: u64 },
-    #[error("message length {len} exceeds the limit {limit} (message type {type_id} on chunk stream {csid}, chunk at byte {offset})")]
+    #[error(
+        "message length {len} exceeds the limit {limit} \
+         (message type {type_id} on chunk stream {csid}, chunk at byte {offset})"
+    )]
     MessageTooLarge {
         len: u32,
         limit: u32,
@@ -123,10 +129,16 @@ pub enum ChunkError {
         csid: u32,
         offset: u64,
     },
-    #[error("chunk header format {fmt} on chunk stream {csid} with no previous header (chunk at byte {offset})")]
+    #[error(
+        "chunk header format {fmt} on chunk stream {csid} with no previous header \
+         (chunk at byte {offset})"
+    )]
     NoPreviousHeader { fmt: u8, csid: u32, offset: u64 },
     /// A Set Chunk Size or Abort message whose payload is shorter than 4 bytes.
-    #[error("protocol control message type {type_id} with a {len}-byte payload (chunk at byte {offset})")]
+    #[error(
+        "protocol control message type {type_id} with a {len}-byte payload \
+         (chunk at byte {offset})"
+    )]
     BadControlMessage {
         type_id: u8,
         len: usize,
@@ -134,7 +146,10 @@ pub enum ChunkError {
     },
     /// Partial messages across all chunk streams would exceed `limit` bytes; `csid` is
     /// the chunk stream whose chunk would have gone over.
-    #[error("more than {limit} bytes held in partial messages (chunk stream {csid}, chunk at byte {offset})")]
+    #[error(
+        "more than {limit} bytes held in partial messages \
+         (chunk stream {csid}, chunk at byte {offset})"
+    )]
     TooMuchBuffered {
         limit: usize,
         csid: u32,
