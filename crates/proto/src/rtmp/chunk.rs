@@ -99,22 +99,62 @@ impl Default for ChunkLimits {
     }
 }
 
+/// Why the chunk stream cannot be decoded. Every variant carries `offset`, the byte
+/// offset of the offending chunk in the decoded stream (counted from the first byte
+/// pushed, which for a session is the first byte after the handshake), and names the
+/// chunk stream or message type where one is known, so that a log line points at the
+/// chunk that failed.
 #[derive(Debug, Error, PartialEq, Clone)]
 pub enum ChunkError {
-    #[error("chunk size {0} out of range 1..=2147483647")]
-    BadChunkSize(u32),
-    #[error("message length {len} exceeds the limit {limit}")]
-    MessageTooLarge { len: u32, limit: u32 },
-    #[error("more than {0} chunk streams")]
-    TooManyChunkStreams(usize),
-    #[error("chunk header format {fmt} on chunk stream {csid} with no previous header")]
-    NoPreviousHeader { fmt: u8, csid: u32 },
+    #[error(
+        "chunk size {size} out of range 1..=2147483647 \
+         (Set Chunk Size in the chunk at byte {offset})"
+    )]
+    BadChunkSize { size: u32, offset: u64 },
+    #[error(
+        "message length {len} exceeds the limit {limit} \
+         (message type {type_id} on chunk stream {csid}, chunk at byte {offset})"
+    )]
+    MessageTooLarge {
+        len: u32,
+        limit: u32,
+        csid: u32,
+        type_id: u8,
+        offset: u64,
+    },
+    /// `csid` is the chunk stream that would have been one too many.
+    #[error("more than {limit} chunk streams (a new one, {csid}, in the chunk at byte {offset})")]
+    TooManyChunkStreams {
+        limit: usize,
+        csid: u32,
+        offset: u64,
+    },
+    #[error(
+        "chunk header format {fmt} on chunk stream {csid} with no previous header \
+         (chunk at byte {offset})"
+    )]
+    NoPreviousHeader { fmt: u8, csid: u32, offset: u64 },
     /// A Set Chunk Size or Abort message whose payload is shorter than 4 bytes.
-    #[error("protocol control message type {type_id} with a {len}-byte payload")]
-    BadControlMessage { type_id: u8, len: usize },
-    /// Partial messages across all chunk streams would exceed `limit` bytes.
-    #[error("more than {limit} bytes held in partial messages")]
-    TooMuchBuffered { limit: usize },
+    #[error(
+        "protocol control message type {type_id} with a {len}-byte payload \
+         (chunk at byte {offset})"
+    )]
+    BadControlMessage {
+        type_id: u8,
+        len: usize,
+        offset: u64,
+    },
+    /// Partial messages across all chunk streams would exceed `limit` bytes; `csid` is
+    /// the chunk stream whose chunk would have gone over.
+    #[error(
+        "more than {limit} bytes held in partial messages \
+         (chunk stream {csid}, chunk at byte {offset})"
+    )]
+    TooMuchBuffered {
+        limit: usize,
+        csid: u32,
+        offset: u64,
+    },
 }
 
 /// Header state of one chunk stream (the values later chunk formats inherit).
@@ -192,6 +232,8 @@ pub struct ChunkDecoder {
     need: usize,
     consumed: u64,
     omitted_ext: u64,
+    /// Partial messages dropped by a new message header on their chunk stream.
+    interrupted: u64,
     failed: Option<ChunkError>,
 }
 
@@ -206,6 +248,7 @@ impl ChunkDecoder {
             need: 1,
             consumed: 0,
             omitted_ext: 0,
+            interrupted: 0,
             failed: None,
         }
     }
@@ -252,9 +295,16 @@ impl ChunkDecoder {
     }
 
     /// How many type-3 continuation chunks omitted the extended timestamp their
-    /// message's header announced (a peer quirk worth a log line, once).
+    /// message's header announced (a peer quirk worth a log line, once: the sessions
+    /// report it in their `Tolerated` counts).
     pub fn omitted_extended_timestamps(&self) -> u64 {
         self.omitted_ext
+    }
+
+    /// How many partial messages a new type 0/1/2 header on their chunk stream cut
+    /// off and dropped (see "Decisions"; Abort is not counted, it is the spec's way).
+    pub fn interrupted_messages(&self) -> u64 {
+        self.interrupted
     }
 
     /// Most bytes held in partial messages across all chunk streams.
@@ -289,11 +339,19 @@ impl ChunkDecoder {
         let new_stream = ChunkStream::default();
         let prev = match self.streams.get(&csid) {
             Some(prev) => prev,
-            None if fmt != 0 => return Err(ChunkError::NoPreviousHeader { fmt, csid }),
+            None if fmt != 0 => {
+                return Err(ChunkError::NoPreviousHeader {
+                    fmt,
+                    csid,
+                    offset: self.consumed,
+                })
+            }
             None if self.streams.len() >= self.limits.max_chunk_streams => {
-                return Err(ChunkError::TooManyChunkStreams(
-                    self.limits.max_chunk_streams,
-                ));
+                return Err(ChunkError::TooManyChunkStreams {
+                    limit: self.limits.max_chunk_streams,
+                    csid,
+                    offset: self.consumed,
+                });
             }
             // Type 0 carries every field, so nothing is read from this.
             None => &new_stream,
@@ -354,6 +412,9 @@ impl ChunkDecoder {
             return Err(ChunkError::MessageTooLarge {
                 len: length,
                 limit: self.limits.max_message_size,
+                csid,
+                type_id,
+                offset: self.consumed,
             });
         }
         Ok(Parsed::Header(ChunkHeader {
@@ -399,6 +460,8 @@ impl ChunkDecoder {
         if !completes && self.partial_bytes - dropped + h.body_len > self.max_buffered() {
             return Err(ChunkError::TooMuchBuffered {
                 limit: self.max_buffered(),
+                csid: h.csid,
+                offset: self.consumed,
             });
         }
         if self.buf.len() < chunk_len {
@@ -407,6 +470,7 @@ impl ChunkDecoder {
         }
 
         // The whole chunk is here: commit.
+        let offset = self.consumed;
         self.need = 1;
         self.consumed += chunk_len as u64;
         self.omitted_ext += u64::from(h.omitted_ext);
@@ -416,6 +480,7 @@ impl ChunkDecoder {
             // A new header while a message was partial drops that message.
             if let Some(p) = stream.partial.take() {
                 self.partial_bytes -= p.len();
+                self.interrupted += 1;
             }
             stream.timestamp = start.timestamp;
             stream.delta = start.delta;
@@ -456,11 +521,12 @@ impl ChunkDecoder {
             stream_id: stream.stream_id,
             payload,
         };
-        self.complete(msg).map(Step::Message)
+        self.complete(msg, offset).map(Step::Message)
     }
 
-    /// Applies Set Chunk Size and Abort as soon as they are decoded.
-    fn complete(&mut self, msg: RawMessage) -> Result<RawMessage, ChunkError> {
+    /// Applies Set Chunk Size and Abort as soon as they are decoded. `offset` is where
+    /// the message's last chunk starts, for errors.
+    fn complete(&mut self, msg: RawMessage, offset: u64) -> Result<RawMessage, ChunkError> {
         const SET_CHUNK_SIZE: u8 = 1;
         const ABORT: u8 = 2;
         if msg.type_id == SET_CHUNK_SIZE || msg.type_id == ABORT {
@@ -468,12 +534,16 @@ impl ChunkDecoder {
                 return Err(ChunkError::BadControlMessage {
                     type_id: msg.type_id,
                     len: msg.payload.len(),
+                    offset,
                 });
             };
             let value = be32(v);
             if msg.type_id == SET_CHUNK_SIZE {
                 if value == 0 || value > MAX_CHUNK_SIZE {
-                    return Err(ChunkError::BadChunkSize(value));
+                    return Err(ChunkError::BadChunkSize {
+                        size: value,
+                        offset,
+                    });
                 }
                 self.chunk_size = value;
             } else if let Some(s) = self.streams.get_mut(&value) {
@@ -869,6 +939,25 @@ mod tests {
     }
 
     #[test]
+    fn a_new_header_drops_the_partial_message_and_counts_it() {
+        // 140 of 200 bytes, then a whole new type-0 message on the same chunk stream.
+        let mut input = encode(&msg(6, 0, 9, 1, &payload(200)), 128)[..140].to_vec();
+        input.extend_from_slice(&encode(&msg(6, 40, 9, 1, &payload(50)), 128));
+        let mut d = ChunkDecoder::new(ChunkLimits::default());
+        d.push(&input);
+        assert_eq!(d.poll_message(), Ok(Some(msg(6, 40, 9, 1, &payload(50)))));
+        assert_eq!(d.poll_message(), Ok(None));
+        assert_eq!(d.interrupted_messages(), 1);
+        // Abort is the spec's way to drop a partial message: not counted.
+        let mut d = ChunkDecoder::new(ChunkLimits::default());
+        let mut input = encode(&msg(6, 0, 9, 1, &payload(200)), 128)[..140].to_vec();
+        input.extend_from_slice(&encode(&msg(2, 0, 2, 0, &6u32.to_be_bytes()), 128));
+        d.push(&input);
+        assert!(d.poll_message().unwrap().is_some());
+        assert_eq!(d.interrupted_messages(), 0);
+    }
+
+    #[test]
     fn abort_of_an_unknown_chunk_stream_is_ignored() {
         let input = encode(&msg(2, 0, 2, 0, &[0, 0, 1, 0]), 128);
         assert_eq!(decode(&input).len(), 1);
@@ -921,7 +1010,10 @@ mod tests {
             decode_with(limits, header),
             Err(ChunkError::MessageTooLarge {
                 len: 1001,
-                limit: 1000
+                limit: 1000,
+                csid: 6,
+                type_id: 9,
+                offset: 0
             })
         );
         // Type 1 headers are checked too.
@@ -931,7 +1023,10 @@ mod tests {
             decode_with(limits, &input),
             Err(ChunkError::MessageTooLarge {
                 len: 0xFF_FFFF,
-                limit: 1000
+                limit: 1000,
+                csid: 6,
+                type_id: 9,
+                offset: 13
             })
         );
     }
@@ -951,9 +1046,18 @@ mod tests {
         for _ in 0..3 {
             assert!(d.poll_message().unwrap().is_some());
         }
-        assert_eq!(d.poll_message(), Err(ChunkError::TooManyChunkStreams(2)));
+        let too_many = ChunkError::TooManyChunkStreams {
+            limit: 2,
+            csid: 5,
+            offset: 3 * 13,
+        };
+        assert_eq!(d.poll_message(), Err(too_many.clone()));
         // Errors are sticky.
-        assert_eq!(d.poll_message(), Err(ChunkError::TooManyChunkStreams(2)));
+        assert_eq!(d.poll_message(), Err(too_many.clone()));
+        assert_eq!(
+            too_many.to_string(),
+            "more than 2 chunk streams (a new one, 5, in the chunk at byte 39)"
+        );
     }
 
     #[test]
@@ -972,7 +1076,11 @@ mod tests {
         assert!(d.poll_message().unwrap().is_some());
         assert_eq!(
             d.poll_message(),
-            Err(ChunkError::TooMuchBuffered { limit: 200 })
+            Err(ChunkError::TooMuchBuffered {
+                limit: 200,
+                csid: 7,
+                offset: 16 + 4 * 62
+            })
         );
         assert_eq!(d.bytes_consumed(), 16 + 4 * 62);
     }
@@ -983,13 +1091,17 @@ mod tests {
             let input = encode(&msg(2, 0, 1, 0, &u32::to_be_bytes(size)), 128);
             assert_eq!(
                 decode_with(ChunkLimits::default(), &input),
-                Err(ChunkError::BadChunkSize(size))
+                Err(ChunkError::BadChunkSize { size, offset: 0 })
             );
         }
         let input = encode(&msg(2, 0, 1, 0, &[0, 1]), 128);
         assert_eq!(
             decode_with(ChunkLimits::default(), &input),
-            Err(ChunkError::BadControlMessage { type_id: 1, len: 2 })
+            Err(ChunkError::BadControlMessage {
+                type_id: 1,
+                len: 2,
+                offset: 0
+            })
         );
         let input = encode(&msg(2, 0, 1, 0, &MAX_CHUNK_SIZE.to_be_bytes()), 128);
         assert_eq!(decode(&input).len(), 1);
@@ -1000,7 +1112,11 @@ mod tests {
         for (fmt, first) in [(1, 0x43), (2, 0x83), (3, 0xC3)] {
             assert_eq!(
                 decode_with(ChunkLimits::default(), &[first, 0, 0, 0, 0, 0, 0, 0]),
-                Err(ChunkError::NoPreviousHeader { fmt, csid: 3 })
+                Err(ChunkError::NoPreviousHeader {
+                    fmt,
+                    csid: 3,
+                    offset: 0
+                })
             );
         }
     }

@@ -103,14 +103,51 @@ pub enum Message {
     Other(RawMessage),
 }
 
+/// A message whose payload does not parse. Each variant names the message type, and
+/// where it can the command and the byte offset in the payload, so that a log line
+/// says where a peer's message went wrong, not only that it did.
 #[derive(Debug, Error, PartialEq)]
 pub enum MessageError {
     #[error("message type {type_id} payload too short ({len} bytes)")]
     TooShort { type_id: u8, len: usize },
-    #[error("bad AMF0 in message type {type_id}: {source}")]
-    Amf0 { type_id: u8, source: Amf0Error },
-    #[error("command message without a name or transaction id")]
-    BadCommand,
+    /// `offset` is where, in the message payload, the AMF0 that failed starts (a
+    /// command's name, transaction id or object, its arguments, or a data message's
+    /// values); the offset inside `source` counts from there. `command` is the
+    /// command's name once it was decoded.
+    #[error(
+        "bad AMF0 in message type {type_id}{}, starting at byte {offset}: {source}",
+        in_command(.command)
+    )]
+    Amf0 {
+        type_id: u8,
+        offset: usize,
+        command: Option<String>,
+        source: Amf0Error,
+    },
+    /// A command that does not start with a name (`name` is `None`), or whose name is
+    /// not followed by a numeric transaction id.
+    #[error("command message (type {type_id}) without a {}{}",
+        if .name.is_some() { "transaction id" } else { "name" },
+        in_command(.name)
+    )]
+    BadCommand { type_id: u8, name: Option<String> },
+}
+
+/// Longest command name quoted in a [`MessageError`]: the name is peer input.
+const MAX_NAME_IN_ERROR: usize = 64;
+
+/// ` (command 'name')`, or nothing when the name is not known.
+fn in_command(name: &Option<String>) -> String {
+    match name {
+        Some(name) => {
+            let cut = match name.char_indices().nth(MAX_NAME_IN_ERROR) {
+                Some((end, _)) => &name[..end],
+                None => name,
+            };
+            format!(" (command '{cut}')")
+        }
+        None => String::new(),
+    }
 }
 
 impl Message {
@@ -148,8 +185,15 @@ impl Message {
             },
             type_id::DATA_AMF0 | type_id::DATA_AMF3 => {
                 let payload = amf3_unwrap(raw)?;
-                let values = amf0::decode_all(&payload, &Amf0Limits::default())
-                    .map_err(|source| MessageError::Amf0 { type_id: t, source })?;
+                let values =
+                    amf0::decode_all(&payload, &Amf0Limits::default()).map_err(|source| {
+                        MessageError::Amf0 {
+                            type_id: t,
+                            offset: p.len() - payload.len(),
+                            command: None,
+                            source,
+                        }
+                    })?;
                 Message::Data {
                     timestamp: raw.timestamp,
                     stream_id: raw.stream_id,
@@ -158,7 +202,8 @@ impl Message {
                 }
             }
             type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
-                parse_command(raw.stream_id, t, &amf3_unwrap(raw)?)?
+                let payload = amf3_unwrap(raw)?;
+                parse_command(raw.stream_id, t, &payload, p.len() - payload.len())?
             }
             _ => Message::Other(raw.clone()),
         })
@@ -375,27 +420,44 @@ fn amf3_unwrap(raw: &RawMessage) -> Result<Bytes, MessageError> {
 }
 
 /// Name, transaction id, command object (Null when absent), then the arguments.
-fn parse_command(stream_id: u32, t: u8, p: &[u8]) -> Result<Message, MessageError> {
+/// `skipped` is how many payload bytes precede `p` (the AMF3 format byte), so that
+/// error offsets count from the start of the message payload.
+fn parse_command(stream_id: u32, t: u8, p: &[u8], skipped: usize) -> Result<Message, MessageError> {
     let limits = Amf0Limits::default();
-    let amf0_err = |source| MessageError::Amf0 { type_id: t, source };
+    let amf0_err = |pos: usize, command: Option<&str>, source| MessageError::Amf0 {
+        type_id: t,
+        offset: skipped + pos,
+        command: command.map(str::to_string),
+        source,
+    };
+    let next =
+        |pos: &mut usize, command: Option<&str>| -> Result<Option<Amf0Value>, MessageError> {
+            if *pos >= p.len() {
+                return Ok(None);
+            }
+            let (v, used) =
+                amf0::decode(&p[*pos..], &limits).map_err(|e| amf0_err(*pos, command, e))?;
+            *pos += used.max(1);
+            Ok(Some(v))
+        };
     let mut pos = 0;
-    let next = |pos: &mut usize| -> Result<Option<Amf0Value>, MessageError> {
-        if *pos >= p.len() {
-            return Ok(None);
-        }
-        let (v, used) = amf0::decode(&p[*pos..], &limits).map_err(amf0_err)?;
-        *pos += used.max(1);
-        Ok(Some(v))
+    let Some(Amf0Value::String(name)) = next(&mut pos, None)? else {
+        return Err(MessageError::BadCommand {
+            type_id: t,
+            name: None,
+        });
     };
-    let Some(Amf0Value::String(name)) = next(&mut pos)? else {
-        return Err(MessageError::BadCommand);
+    let Some(Amf0Value::Number(transaction_id)) = next(&mut pos, Some(&name))? else {
+        return Err(MessageError::BadCommand {
+            type_id: t,
+            name: Some(name),
+        });
     };
-    let Some(Amf0Value::Number(transaction_id)) = next(&mut pos)? else {
-        return Err(MessageError::BadCommand);
-    };
-    let command_object = next(&mut pos)?.unwrap_or(Amf0Value::Null);
+    let command_object = next(&mut pos, Some(&name))?.unwrap_or(Amf0Value::Null);
     let args = match p.get(pos..) {
-        Some(rest) if !rest.is_empty() => amf0::decode_all(rest, &limits).map_err(amf0_err)?,
+        Some(rest) if !rest.is_empty() => {
+            amf0::decode_all(rest, &limits).map_err(|e| amf0_err(pos, Some(&name), e))?
+        }
         _ => Vec::new(),
     };
     Ok(Message::Command {
@@ -771,20 +833,37 @@ mod tests {
 
     #[test]
     fn bad_commands() {
+        let connect = Some("connect".to_string());
         let bad = [
-            vec![],
-            n(1.0),                          // no name
-            s("connect"),                    // no transaction id
-            [s("connect"), s("1")].concat(), // transaction id not a number
-            [n(1.0), s("connect")].concat(), // name not a string
+            (vec![], None),
+            (n(1.0), None),                             // no name
+            (s("connect"), connect.clone()),            // no transaction id
+            ([s("connect"), s("1")].concat(), connect), // transaction id not a number
+            ([n(1.0), s("connect")].concat(), None),    // name not a string
         ];
-        for p in bad {
+        for (p, name) in bad {
             assert_eq!(
                 Message::parse(&raw(3, 0, 20, 0, &p)),
-                Err(MessageError::BadCommand),
+                Err(MessageError::BadCommand { type_id: 20, name }),
                 "{p:?}"
             );
         }
+        assert_eq!(
+            MessageError::BadCommand {
+                type_id: 20,
+                name: None
+            }
+            .to_string(),
+            "command message (type 20) without a name"
+        );
+        assert_eq!(
+            MessageError::BadCommand {
+                type_id: 17,
+                name: Some("play".into())
+            }
+            .to_string(),
+            "command message (type 17) without a transaction id (command 'play')"
+        );
         assert_eq!(
             Message::parse(&raw(3, 0, 17, 0, &[])),
             Err(MessageError::TooShort {
@@ -792,14 +871,29 @@ mod tests {
                 len: 0
             })
         );
-        // Malformed AMF0 anywhere is an AMF0 error naming the message type.
+        // Malformed AMF0 anywhere is an AMF0 error naming the message type, and once
+        // the name is known the command, with where the bad AMF0 starts.
         let mut p = s("connect");
         p.extend(n(1.0));
         p.push(NULL);
         p.push(0x20); // unknown marker
+        let err = Message::parse(&raw(3, 0, 20, 0, &p)).unwrap_err();
+        assert!(matches!(err, MessageError::Amf0 { type_id: 20, .. }));
+        assert_eq!(
+            err.to_string(),
+            "bad AMF0 in message type 20 (command 'connect'), starting at byte 20: \
+             unknown AMF0 type marker 0x20 at offset 0"
+        );
+        // In an AMF3 command the offset counts the format byte too.
+        let mut p3 = vec![0];
+        p3.extend_from_slice(&p);
         assert!(matches!(
-            Message::parse(&raw(3, 0, 20, 0, &p)),
-            Err(MessageError::Amf0 { type_id: 20, .. })
+            Message::parse(&raw(3, 0, 17, 0, &p3)),
+            Err(MessageError::Amf0 {
+                type_id: 17,
+                offset: 21,
+                ..
+            })
         ));
         assert!(matches!(
             Message::parse(&raw(3, 0, 20, 0, &[0x02, 0, 9, b'c'])),

@@ -164,7 +164,8 @@ pub async fn pull(
                     body: payload,
                 },
                 ClientEvent::StreamEnded => {
-                    tracing::debug!(remote = %conn.remote, "remote ended the stream");
+                    tracing::debug!(remote = %conn.remote, tolerated = conn.tolerated(),
+                        "remote ended the stream");
                     conn.close().await;
                     return Ok(());
                 }
@@ -225,7 +226,8 @@ async fn push_with(
                 match r {
                     Ok(()) => {}
                     Err(SubscriptionEnd::StreamEnded) => {
-                        tracing::debug!(remote = %conn.remote, "local stream ended; unpublishing");
+                        tracing::debug!(remote = %conn.remote, tolerated = conn.tolerated(),
+                            "local stream ended; unpublishing");
                         conn.close().await;
                         return Ok(());
                     }
@@ -591,6 +593,13 @@ impl RemoteConn {
             }
             _ => Ok(()),
         }
+    }
+
+    /// What the session let pass from the remote, for the end-of-stream log line;
+    /// `None` (no field) when nothing was.
+    fn tolerated(&self) -> Option<String> {
+        let tolerated = self.session.tolerated();
+        (!tolerated.is_empty()).then(|| tolerated.to_string())
     }
 
     /// Ends politely: closeStream or FCUnpublish, deleteStream, TLS close_notify,

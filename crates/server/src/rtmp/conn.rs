@@ -122,6 +122,9 @@ pub async fn run(
     conn.role = Attachment::None; // ends a publish (continue_push starts) or a subscription
     metrics::session_closed("rtmp", &reason);
     let stream = conn.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
+    // The peer quirks the session let pass, once per connection; absent when none.
+    let tolerated = conn.session.tolerated();
+    let tolerated = (!tolerated.is_empty()).then(|| tolerated.to_string());
     tracing::info!(
         %peer,
         session = conn.registration.id(),
@@ -132,6 +135,7 @@ pub async fn run(
         frames_dropped = dropped,
         duration_ms = started.elapsed().as_millis() as u64,
         reason,
+        tolerated,
         "RTMP session closed"
     );
 }
