@@ -133,19 +133,22 @@ pub enum MessageError {
     BadCommand { type_id: u8, name: Option<String> },
 }
 
-/// Longest command name quoted in a [`MessageError`]: the name is peer input.
-const MAX_NAME_IN_ERROR: usize = 64;
+/// Longest peer-supplied name (a command, a stream) quoted back in an error or a
+/// tolerated-input summary: the name is peer input and may be megabytes long.
+pub(crate) const MAX_NAME_IN_ERROR: usize = 64;
+
+/// A peer-supplied name, cut to [`MAX_NAME_IN_ERROR`] characters for quoting.
+pub(crate) fn short_name(name: &str) -> &str {
+    match name.char_indices().nth(MAX_NAME_IN_ERROR) {
+        Some((end, _)) => &name[..end],
+        None => name,
+    }
+}
 
 /// ` (command 'name')`, or nothing when the name is not known.
 fn in_command(name: &Option<String>) -> String {
     match name {
-        Some(name) => {
-            let cut = match name.char_indices().nth(MAX_NAME_IN_ERROR) {
-                Some((end, _)) => &name[..end],
-                None => name,
-            };
-            format!(" (command '{cut}')")
-        }
+        Some(name) => format!(" (command '{}')", short_name(name)),
         None => String::new(),
     }
 }

@@ -181,7 +181,7 @@ mod tests {
         t.unknown_command(&"x".repeat(10_000));
         assert_eq!(
             t.first_unknown_command.as_deref().map(str::len),
-            Some(super::super::values::MAX_NAME_IN_ERROR)
+            Some(crate::rtmp::message::MAX_NAME_IN_ERROR)
         );
     }
 }

@@ -8,8 +8,7 @@ use bytes::Bytes;
 use crate::amf0::{self, Amf0Value};
 use crate::rtmp::message::type_id;
 
-/// Longest command name quoted back in an error message or a tolerated-input summary.
-pub(super) const MAX_NAME_IN_ERROR: usize = 64;
+pub(super) use crate::rtmp::message::short_name as short;
 
 /// Recognises metadata in a data message: `@setDataFrame, onMetaData, value` (as
 /// encoders send it) or `onMetaData, value` (as servers forward it). Returns the
@@ -48,13 +47,5 @@ pub(super) fn f64_to_u32(v: f64) -> Option<u32> {
         Some(v as u32)
     } else {
         None
-    }
-}
-
-/// A peer-supplied name, cut for quoting in an error.
-pub(super) fn short(name: &str) -> &str {
-    match name.char_indices().nth(MAX_NAME_IN_ERROR) {
-        Some((end, _)) => &name[..end],
-        None => name,
     }
 }
