@@ -532,11 +532,9 @@ impl Segmenter {
     /// Ends the stream when the caller could not store everything (a full disk
     /// under a recording): drops the open segment and every finished segment from
     /// `first_unstored` on, then ends the playlist as [`Segmenter::end`] does, so it
-    /// lists only segments the caller has. Does nothing after [`Segmenter::end`].
+    /// lists only segments the caller has. May follow [`Segmenter::end`], when
+    /// storing the segment that `end` finished failed.
     pub fn end_truncated(&mut self, first_unstored: u64) {
-        if self.ended {
-            return;
-        }
         self.open = None;
         while self
             .stored
@@ -1291,7 +1289,8 @@ mod tests {
         video(&mut s, 0, 4000, 4000); // 0 .. 3960, one GOP
         assert!(s.discontinuity().is_empty()); // closes 0.ts at 3960 + 40
         video(&mut s, 4000, 7960, 4000); // 4000 .. 7920
-        frame(&mut s, 7960, true, true, true); // cuts 1.ts: 3.960 s
+        assert!(s.should_cut(7960, true, true, true));
+        assert!(s.cut(7960).is_empty()); // 1.ts: 3.960 s
         assert_eq!(
             text(&s),
             format!(
@@ -1314,8 +1313,6 @@ mod tests {
                  #EXT-X-DISCONTINUITY\n\
                  #EXTINF:3.960,\n\
                  1.ts\n\
-                 #EXTINF:0.040,\n\
-                 2.ts\n\
                  #EXT-X-ENDLIST\n"
             )
         );
@@ -1324,7 +1321,7 @@ mod tests {
         assert_eq!(pl.playlist_type, Some(m3u8_rs::MediaPlaylistType::Event));
         assert_eq!(pl.target_duration, 8);
         assert_eq!(pl.media_sequence, 0);
-        assert_eq!(pl.segments.len(), 3);
+        assert_eq!(pl.segments.len(), 2);
         assert!(pl.segments[1].discontinuity);
         assert_eq!(
             pl.segments[0].program_date_time.unwrap().timestamp_millis(),
@@ -1383,9 +1380,12 @@ mod tests {
         assert!(t.ends_with("0.ts\n#EXTINF:2.000,\n1.ts\n#EXT-X-ENDLIST\n"), "{t}");
         assert!(s.is_ended());
         assert_eq!(s.push(9000, b"x", T0), Err(HlsError::Ended));
-        s.end_truncated(0);
         s.end();
-        assert_eq!(text(&s), t, "nothing changes after the end");
+        s.end_truncated(2);
+        assert_eq!(text(&s), t);
+        // After end: storing the segment that end finished failed.
+        s.end_truncated(1);
+        assert!(text(&s).ends_with("#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.000,\n0.ts\n#EXT-X-ENDLIST\n"));
         // Truncating before anything was finished leaves the empty VOD playlist.
         let mut s = event(2000, None);
         video(&mut s, 0, 1000, 2000);

@@ -98,7 +98,9 @@ pub fn check_push_url(url: &str) -> Result<(), String> {
     }
 }
 
-/// The URL with any password replaced by `***`, for logs and the API.
+/// The URL with any password replaced by `***`, for logs, the API and error
+/// messages (the RTSP driver's too, also for URLs that did not parse). Works on the
+/// text, not a parsed URL, so a URL is shown as it was given.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -132,5 +134,10 @@ mod tests {
         assert!(check_push_url("rtmps://h/live/k").is_ok());
         assert_eq!(redact("rtsp://u:secret@h:554/p"), "rtsp://u:***@h:554/p");
         assert_eq!(redact("rtmp://h/live/s"), "rtmp://h/live/s");
+        // URLs that do not parse (the RTSP driver's error messages) lose it too.
+        assert_eq!(redact("rtsp://u:p@h:99999/x"), "rtsp://u:***@h:99999/x");
+        assert_eq!(redact("rtsp://u:secret@/cam"), "rtsp://u:***@/cam");
+        assert_eq!(redact("rtsp://u:p%40ss@h/x@y"), "rtsp://u:***@h/x@y");
+        assert_eq!(redact("not a url"), "not a url");
     }
 }
