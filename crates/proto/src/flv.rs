@@ -899,11 +899,20 @@ mod tests {
     fn avc_body_writers_round_trip() {
         let avcc = [0x01, 0x42, 0xc0, 0x15, 0xff, 0xe1];
         let seq = avc_sequence_header(&avcc);
-        assert_eq!(&seq[..], &[0x17, 0, 0, 0, 0, 0x01, 0x42, 0xc0, 0x15, 0xff, 0xe1]);
+        assert_eq!(
+            &seq[..],
+            &[0x17, 0, 0, 0, 0, 0x01, 0x42, 0xc0, 0x15, 0xff, 0xe1]
+        );
         let h = parse_video_tag(&seq).unwrap();
         assert_eq!(
             (h.codec, h.kind, h.keyframe, h.enhanced, h.header_len),
-            (VideoCodec::H264, VideoPacketKind::SequenceHeader, true, false, 5)
+            (
+                VideoCodec::H264,
+                VideoPacketKind::SequenceHeader,
+                true,
+                false,
+                5
+            )
         );
         assert_eq!(&seq[h.header_len..], &avcc);
 
@@ -914,7 +923,13 @@ mod tests {
         assert_eq!(&inter[..5], &[0x27, 1, 0, 0, 80]);
         let h = parse_video_tag(&inter).unwrap();
         assert_eq!(
-            (h.codec, h.kind, h.keyframe, h.composition_time, h.header_len),
+            (
+                h.codec,
+                h.kind,
+                h.keyframe,
+                h.composition_time,
+                h.header_len
+            ),
             (VideoCodec::H264, VideoPacketKind::Frame, false, 80, 5)
         );
         assert_eq!(&inter[h.header_len..], &au);
@@ -928,7 +943,13 @@ mod tests {
         let h = parse_video_tag(&seq).unwrap();
         assert_eq!(
             (h.codec, h.kind, h.keyframe, h.enhanced, h.header_len),
-            (VideoCodec::H265, VideoPacketKind::SequenceHeader, true, true, 5)
+            (
+                VideoCodec::H265,
+                VideoPacketKind::SequenceHeader,
+                true,
+                true,
+                5
+            )
         );
 
         let au = [0, 0, 0, 1, 0x26];
@@ -938,7 +959,13 @@ mod tests {
         assert_eq!(&inter[..8], b"\xa1hvc1\xff\xff\xd8");
         let h = parse_video_tag(&inter).unwrap();
         assert_eq!(
-            (h.codec, h.kind, h.keyframe, h.composition_time, h.header_len),
+            (
+                h.codec,
+                h.kind,
+                h.keyframe,
+                h.composition_time,
+                h.header_len
+            ),
             (VideoCodec::H265, VideoPacketKind::Frame, false, -40, 8)
         );
         assert_eq!(&inter[h.header_len..], &au);
@@ -947,7 +974,10 @@ mod tests {
     #[test]
     fn frame_writers_carry_signed_24_bit_composition_times() {
         for cts in [0, 40, -40, 0x7f_ffff, -0x80_0000] {
-            for body in [avc_frame(false, cts, &[0x41]), hevc_frame(false, cts, &[0x41])] {
+            for body in [
+                avc_frame(false, cts, &[0x41]),
+                hevc_frame(false, cts, &[0x41]),
+            ] {
                 assert_eq!(parse_video_tag(&body).unwrap().composition_time, cts);
             }
         }

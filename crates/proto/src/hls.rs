@@ -1345,7 +1345,10 @@ mod tests {
         assert_eq!(listed_seqs(&s), (0..11).collect::<Vec<_>>());
         assert_eq!(s.segments().count(), 11);
         assert_eq!(s.last_finished().unwrap().sequence, 10);
-        assert!((0..10).all(|q| s.segment(q).is_none()), "stored by the caller");
+        assert!(
+            (0..10).all(|q| s.segment(q).is_none()),
+            "stored by the caller"
+        );
         assert_eq!(&s.segment(10).unwrap()[..8], &20_000i64.to_be_bytes());
         let t = text(&s);
         assert!(t.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.000,\n0.ts\n"), "{t}");
@@ -1377,7 +1380,10 @@ mod tests {
         // Storing 2.ts failed: the recording ends with 0.ts and 1.ts.
         s.end_truncated(2);
         let t = text(&s);
-        assert!(t.ends_with("0.ts\n#EXTINF:2.000,\n1.ts\n#EXT-X-ENDLIST\n"), "{t}");
+        assert!(
+            t.ends_with("0.ts\n#EXTINF:2.000,\n1.ts\n#EXT-X-ENDLIST\n"),
+            "{t}"
+        );
         assert!(s.is_ended());
         assert_eq!(s.push(9000, b"x", T0), Err(HlsError::Ended));
         s.end();
@@ -1385,7 +1391,9 @@ mod tests {
         assert_eq!(text(&s), t);
         // After end: storing the segment that end finished failed.
         s.end_truncated(1);
-        assert!(text(&s).ends_with("#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.000,\n0.ts\n#EXT-X-ENDLIST\n"));
+        assert!(
+            text(&s).ends_with("#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.000,\n0.ts\n#EXT-X-ENDLIST\n")
+        );
         // Truncating before anything was finished leaves the empty VOD playlist.
         let mut s = event(2000, None);
         video(&mut s, 0, 1000, 2000);
