@@ -78,8 +78,9 @@
 //! # Memory
 //! A segment is one [`Bytes`] (a frozen `BytesMut`, copied once to its exact size if
 //! growth left it much larger than its content). At most `window + retain_extra`
-//! finished segments are kept (an event playlist: the newest one), plus the open one, which [`should_cut`] closes at
-//! [`MAX_SEGMENT_BYTES`] and [`push`] refuses to grow beyond it.
+//! finished segments are kept (in an event playlist: the newest one), plus the open
+//! one, which [`should_cut`] closes at [`MAX_SEGMENT_BYTES`] and [`push`] refuses to
+//! grow beyond it.
 //!
 //! # Recordings: EVENT, then VOD
 //! [`Segmenter::new_event`] makes the same segmenter (same cut rules, same durations,
@@ -160,8 +161,8 @@ pub enum HlsError {
     Ended,
 }
 
-/// Segmenter settings. Values out of range are corrected by [`Segmenter::new`]
-/// rather than rejected (see each field).
+/// Segmenter settings. Values out of range are corrected by [`Segmenter::new`] and
+/// [`Segmenter::new_event`] rather than rejected (see each field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HlsConfig {
     /// Wished segment length (ZLMediaKit `hls.segDur`). At least 1 ms.
@@ -313,7 +314,8 @@ struct Stored {
     data: Option<Bytes>,
 }
 
-/// The HLS segmenter and live playlist of one stream; see the [module docs](self).
+/// The HLS segmenter and playlist (live or event) of one stream; see the
+/// [module docs](self).
 #[derive(Debug)]
 pub struct Segmenter {
     cfg: HlsConfig,
