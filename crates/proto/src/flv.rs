@@ -16,8 +16,19 @@
 //! for AAC; Enhanced RTMP v2 reuses SoundFormat 9 as "ExHeader": the low nibble is
 //! then an AudioPacketType and a FourCC follows.
 //!
+//! # Tag body writers
+//! [`avc_sequence_header`], [`avc_frame`], [`hevc_sequence_header`], [`hevc_frame`],
+//! [`aac_sequence_header`] and [`aac_frame`] build the tag bodies a source that is
+//! not RTMP (the RTSP pull proxy) hands to the hub, from a decoder configuration
+//! record or 4-byte length-prefixed NAL units. H.264 is written in the legacy form
+//! (codec id 7), which every FLV player reads; H.265 in the Enhanced RTMP form
+//! (`hvc1`), not the legacy codec id 12: it is the standard one, ffmpeg 6.1+, OBS and
+//! our own muxers read it, and it needs no out-of-spec codec id. AAC's sound byte is
+//! `0xaf` (AAC, 44 kHz, 16-bit, stereo), the values the FLV spec (E.4.2.1) requires
+//! for AAC whatever the real format is: the AudioSpecificConfig says what it is.
+//!
 //! Nothing here allocates per tag except [`write_tag`] appending to the caller's
-//! buffer, and no input panics.
+//! buffer and the body writers returning their one body, and no input panics.
 
 use bytes::BufMut;
 /// Re-exported because this module's API takes and returns them.
@@ -111,7 +122,22 @@ const CODEC_ID_HEVC: u8 = 12;
 
 /// VideoFrameType values.
 const FRAME_TYPE_KEY: u8 = 1;
+const FRAME_TYPE_INTER: u8 = 2;
 const FRAME_TYPE_COMMAND: u8 = 5;
+
+/// The top bit of an Enhanced RTMP video tag's first byte (IsExHeader).
+const VIDEO_EX_HEADER: u8 = 0x80;
+
+/// Legacy AVCPacketType values (also HEVC with codec id 12).
+const AVC_SEQUENCE_HEADER: u8 = 0;
+const AVC_NALU: u8 = 1;
+
+/// AACPacketType values.
+const AAC_SEQUENCE_HEADER: u8 = 0;
+const AAC_RAW: u8 = 1;
+
+/// The first byte of every AAC audio tag: SoundFormat 10, 44 kHz, 16-bit, stereo.
+const AAC_SOUND_BYTE: u8 = SOUND_AAC << 4 | 0x0f;
 
 /// Enhanced RTMP VideoPacketType values.
 const VIDEO_SEQUENCE_START: u8 = 0;
@@ -406,6 +432,107 @@ pub fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp: u32, body: &[u8]) 
     out.put_uint(0, 3); // StreamID, always 0.
     out.put_slice(body);
     out.put_u32(TAG_HEADER_LEN as u32 + size);
+}
+
+/// The legacy AVC sequence header body for an `avcC` record:
+/// `17 00 000000 avcC`.
+pub fn avc_sequence_header(avcc: &[u8]) -> Bytes {
+    tag_body(
+        &[
+            FRAME_TYPE_KEY << 4 | CODEC_ID_AVC,
+            AVC_SEQUENCE_HEADER,
+            0,
+            0,
+            0,
+        ],
+        avcc,
+    )
+}
+
+/// The legacy AVC body of one access unit (4-byte length-prefixed NAL units, no
+/// parameter sets needed) with its composition time offset (PTS - DTS, ms; SI24, so
+/// values outside -2^23..2^23 wrap): `17|27 01 cts24 NALUs`.
+pub fn avc_frame(keyframe: bool, composition_time: i32, nalus: &[u8]) -> Bytes {
+    let cts = si24(composition_time);
+    tag_body(
+        &[
+            frame_type(keyframe) << 4 | CODEC_ID_AVC,
+            AVC_NALU,
+            cts[0],
+            cts[1],
+            cts[2],
+        ],
+        nalus,
+    )
+}
+
+/// The Enhanced RTMP H.265 SequenceStart body for an `hvcC` record:
+/// `90 'hvc1' hvcC`.
+pub fn hevc_sequence_header(hvcc: &[u8]) -> Bytes {
+    let [a, b, c, d] = *b"hvc1";
+    tag_body(
+        &[
+            VIDEO_EX_HEADER | FRAME_TYPE_KEY << 4 | VIDEO_SEQUENCE_START,
+            a,
+            b,
+            c,
+            d,
+        ],
+        hvcc,
+    )
+}
+
+/// The Enhanced RTMP H.265 CodedFrames body of one access unit (4-byte
+/// length-prefixed NAL units) with its composition time offset (as in
+/// [`avc_frame`]): `91|a1 'hvc1' cts24 NALUs`.
+pub fn hevc_frame(keyframe: bool, composition_time: i32, nalus: &[u8]) -> Bytes {
+    let [a, b, c, d] = *b"hvc1";
+    let cts = si24(composition_time);
+    tag_body(
+        &[
+            VIDEO_EX_HEADER | frame_type(keyframe) << 4 | VIDEO_CODED_FRAMES,
+            a,
+            b,
+            c,
+            d,
+            cts[0],
+            cts[1],
+            cts[2],
+        ],
+        nalus,
+    )
+}
+
+/// The AAC sequence header body for an AudioSpecificConfig: `af 00 ASC`.
+pub fn aac_sequence_header(asc: &[u8]) -> Bytes {
+    tag_body(&[AAC_SOUND_BYTE, AAC_SEQUENCE_HEADER], asc)
+}
+
+/// The AAC body of one raw access unit (no ADTS header): `af 01 frame`.
+pub fn aac_frame(raw: &[u8]) -> Bytes {
+    tag_body(&[AAC_SOUND_BYTE, AAC_RAW], raw)
+}
+
+fn frame_type(keyframe: bool) -> u8 {
+    if keyframe {
+        FRAME_TYPE_KEY
+    } else {
+        FRAME_TYPE_INTER
+    }
+}
+
+/// SI24, big-endian: the low three bytes of the two's complement `i32`.
+fn si24(v: i32) -> [u8; 3] {
+    let [_, a, b, c] = v.to_be_bytes();
+    [a, b, c]
+}
+
+/// A tag body: its header bytes, then the payload, in one allocation.
+fn tag_body(header: &[u8], payload: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(header.len() + payload.len());
+    b.put_slice(header);
+    b.put_slice(payload);
+    b.freeze()
 }
 
 /// The 9-byte FLV file header followed by PreviousTagSize0 (0): what an HTTP-FLV
@@ -766,6 +893,112 @@ mod tests {
             parse_audio_tag(&[0x91, b'O', b'p']),
             Err(FlvError::TooShort(3))
         );
+    }
+
+    #[test]
+    fn avc_body_writers_round_trip() {
+        let avcc = [0x01, 0x42, 0xc0, 0x15, 0xff, 0xe1];
+        let seq = avc_sequence_header(&avcc);
+        assert_eq!(
+            &seq[..],
+            &[0x17, 0, 0, 0, 0, 0x01, 0x42, 0xc0, 0x15, 0xff, 0xe1]
+        );
+        let h = parse_video_tag(&seq).unwrap();
+        assert_eq!(
+            (h.codec, h.kind, h.keyframe, h.enhanced, h.header_len),
+            (
+                VideoCodec::H264,
+                VideoPacketKind::SequenceHeader,
+                true,
+                false,
+                5
+            )
+        );
+        assert_eq!(&seq[h.header_len..], &avcc);
+
+        let au = [0, 0, 0, 2, 0x65, 0x88];
+        let key = avc_frame(true, 0, &au);
+        assert_eq!(&key[..], &[0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88]);
+        let inter = avc_frame(false, 80, &au);
+        assert_eq!(&inter[..5], &[0x27, 1, 0, 0, 80]);
+        let h = parse_video_tag(&inter).unwrap();
+        assert_eq!(
+            (
+                h.codec,
+                h.kind,
+                h.keyframe,
+                h.composition_time,
+                h.header_len
+            ),
+            (VideoCodec::H264, VideoPacketKind::Frame, false, 80, 5)
+        );
+        assert_eq!(&inter[h.header_len..], &au);
+    }
+
+    #[test]
+    fn hevc_body_writers_use_enhanced_rtmp() {
+        let hvcc = [0x01, 0x01, 0x60];
+        let seq = hevc_sequence_header(&hvcc);
+        assert_eq!(&seq[..], b"\x90hvc1\x01\x01\x60");
+        let h = parse_video_tag(&seq).unwrap();
+        assert_eq!(
+            (h.codec, h.kind, h.keyframe, h.enhanced, h.header_len),
+            (
+                VideoCodec::H265,
+                VideoPacketKind::SequenceHeader,
+                true,
+                true,
+                5
+            )
+        );
+
+        let au = [0, 0, 0, 1, 0x26];
+        let key = hevc_frame(true, 0, &au);
+        assert_eq!(&key[..], b"\x91hvc1\0\0\0\0\0\0\x01\x26");
+        let inter = hevc_frame(false, -40, &au);
+        assert_eq!(&inter[..8], b"\xa1hvc1\xff\xff\xd8");
+        let h = parse_video_tag(&inter).unwrap();
+        assert_eq!(
+            (
+                h.codec,
+                h.kind,
+                h.keyframe,
+                h.composition_time,
+                h.header_len
+            ),
+            (VideoCodec::H265, VideoPacketKind::Frame, false, -40, 8)
+        );
+        assert_eq!(&inter[h.header_len..], &au);
+    }
+
+    #[test]
+    fn frame_writers_carry_signed_24_bit_composition_times() {
+        for cts in [0, 40, -40, 0x7f_ffff, -0x80_0000] {
+            for body in [
+                avc_frame(false, cts, &[0x41]),
+                hevc_frame(false, cts, &[0x41]),
+            ] {
+                assert_eq!(parse_video_tag(&body).unwrap().composition_time, cts);
+            }
+        }
+    }
+
+    #[test]
+    fn aac_body_writers_round_trip() {
+        let seq = aac_sequence_header(&[0x12, 0x08]);
+        assert_eq!(&seq[..], &[0xaf, 0x00, 0x12, 0x08]);
+        let h = parse_audio_tag(&seq).unwrap();
+        assert_eq!(
+            (h.codec, h.sequence_header, h.header_len),
+            (AudioCodec::Aac, true, 2)
+        );
+        let raw = [0x21, 0x10, 0x04];
+        let frame = aac_frame(&raw);
+        assert_eq!(&frame[..], &[0xaf, 0x01, 0x21, 0x10, 0x04]);
+        let h = parse_audio_tag(&frame).unwrap();
+        assert_eq!((h.codec, h.sequence_header), (AudioCodec::Aac, false));
+        assert_eq!(&frame[h.header_len..], &raw);
+        assert_eq!(&aac_frame(&[])[..], &[0xaf, 0x01]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! HLS segmenter and live media playlist: decides where MPEG-TS segments are cut,
-//! holds the finished segments, and renders the sliding-window `hls.m3u8`.
+//! HLS segmenter and media playlists: decides where MPEG-TS segments are cut, holds
+//! the finished segments, and renders either the sliding-window live `hls.m3u8` or
+//! a recording's EVENT playlist that becomes VOD when it ends.
 //!
 //! This module owns segment boundaries, segment bytes, sequence numbers and the
 //! playlist text. It never muxes (the caller feeds TS bytes it got from the TS
@@ -77,8 +78,35 @@
 //! # Memory
 //! A segment is one [`Bytes`] (a frozen `BytesMut`, copied once to its exact size if
 //! growth left it much larger than its content). At most `window + retain_extra`
-//! finished segments are kept, plus the open one, which [`should_cut`] closes at
-//! [`MAX_SEGMENT_BYTES`] and [`push`] refuses to grow beyond it.
+//! finished segments are kept (in an event playlist: the newest one), plus the open
+//! one, which [`should_cut`] closes at [`MAX_SEGMENT_BYTES`] and [`push`] refuses to
+//! grow beyond it.
+//!
+//! # Recordings: EVENT, then VOD
+//! [`Segmenter::new_event`] makes the same segmenter (same cut rules, same durations,
+//! same discontinuities) keep a recording instead of a live window: it is what the
+//! server's HLS recorder runs, so the cut rules and the playlist text exist once.
+//! * Every segment is listed, from `first_sequence` on, and nothing ever expires;
+//!   `window` and `retain_extra` do not apply. Only the newest finished segment's
+//!   bytes are kept ([`Segmenter::last_finished`], [`Segmenter::segment`]): the caller
+//!   stores each segment as it is finished, so a recording of hours does not sit in
+//!   memory. The listed [`SegmentInfo`]s (a hundred bytes each) stay.
+//! * `#EXT-X-PLAYLIST-TYPE:EVENT` from the first rendering on: the playlist exists
+//!   (with no segment yet) as soon as the segmenter does, so the caller can write it
+//!   when the recording starts. [`Segmenter::end`] appends `#EXT-X-ENDLIST`, which
+//!   makes it a complete VOD playlist (RFC 8216 section 6.2.1: an EVENT playlist
+//!   with ENDLIST never changes again); the type line stays EVENT.
+//! * `#EXT-X-TARGETDURATION` is fixed up front at `max_segment_ms` rounded up to
+//!   seconds, since an EVENT playlist is read while it grows and RFC 8216 forbids
+//!   changing the target. Only a segment the cut rules could not keep under that cap
+//!   (a frame interval past it) raises it, as in the live playlist.
+//! * One `#EXT-X-PROGRAM-DATE-TIME`, before the first segment: the wall-clock time
+//!   the caller says the recording started (the server names the recording's
+//!   directory after the same second), or none. Players derive the rest from the
+//!   `EXTINF` durations. No `#EXT-X-DISCONTINUITY-SEQUENCE`: nothing slides out, so
+//!   it would always be 0.
+//! * [`Segmenter::end_truncated`] ends a recording whose storage failed, listing only
+//!   what the caller managed to store.
 //!
 //! [`should_cut`]: Segmenter::should_cut
 //! [`push`]: Segmenter::push
@@ -112,6 +140,16 @@ const FALLBACK_FRAME_MS: i64 = 40;
 /// The largest date ISO 8601 with a four-digit year can show, 9999-12-31T23:59:59.999Z.
 const MAX_PDT_MS: i64 = 253_402_300_799_999;
 
+/// Which playlist a [`Segmenter`] keeps; see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistKind {
+    /// A sliding window of `window` segments, `retain_extra` more served (live HLS).
+    Live,
+    /// A recording: every segment listed, `#EXT-X-PLAYLIST-TYPE:EVENT`, VOD once
+    /// ended ([`Segmenter::new_event`]).
+    Event,
+}
+
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum HlsError {
     /// The caller kept pushing into a segment that [`Segmenter::should_cut`] asked to
@@ -123,8 +161,8 @@ pub enum HlsError {
     Ended,
 }
 
-/// Segmenter settings. Values out of range are corrected by [`Segmenter::new`]
-/// rather than rejected (see each field).
+/// Segmenter settings. Values out of range are corrected by [`Segmenter::new`] and
+/// [`Segmenter::new_event`] rather than rejected (see each field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HlsConfig {
     /// Wished segment length (ZLMediaKit `hls.segDur`). At least 1 ms.
@@ -207,7 +245,7 @@ fn write_program_date_time(out: &mut String, unix_ms: i64) {
     let ms = unix_ms.clamp(0, MAX_PDT_MS);
     let days = ms / 86_400_000;
     let ms_of_day = ms % 86_400_000;
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = crate::time::civil_from_days(days);
     let _ = write!(
         out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -218,28 +256,15 @@ fn write_program_date_time(out: &mut String, unix_ms: i64) {
     );
 }
 
-/// Proleptic Gregorian (year, month, day) of the day `days` after 1970-01-01.
-///
-/// Counts in 400-year eras (146 097 days each) of years that start on March 1, so the
-/// leap day is the last day of a year and month lengths follow the 153-days-per-5-
-/// months pattern; then shifts back to January-based years. Valid for any `days`
-/// that fits the arithmetic, which the caller's clamp guarantees.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097); // 0..=146_096
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365; // 0..=399
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // 0..=365
-    let month_from_march = (5 * day_of_year + 2) / 153; // 0..=11, 0 = March
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month as u32, day as u32)
+/// `#EXTINF:{s.mmm},` and the segment's URI, each on its line.
+fn write_extinf(out: &mut String, info: &SegmentInfo) {
+    let _ = write!(
+        out,
+        "#EXTINF:{}.{:03},\n{}\n",
+        info.duration_ms / 1000,
+        info.duration_ms % 1000,
+        info.name
+    );
 }
 
 /// `dts` is not a plausible next frame after a segment whose largest dts is `reference`.
@@ -284,20 +309,28 @@ impl OpenSegment {
 #[derive(Debug)]
 struct Stored {
     info: SegmentInfo,
-    data: Bytes,
+    /// `None` once an event playlist's segment is no longer the newest (the caller
+    /// has stored it); always `Some` in a live playlist.
+    data: Option<Bytes>,
 }
 
-/// The HLS segmenter and live playlist of one stream; see the [module docs](self).
+/// The HLS segmenter and playlist (live or event) of one stream; see the
+/// [module docs](self).
 #[derive(Debug)]
 pub struct Segmenter {
     cfg: HlsConfig,
+    kind: PlaylistKind,
+    /// An event playlist's one `#EXT-X-PROGRAM-DATE-TIME` (the recording's start).
+    event_start_unix_ms: Option<i64>,
     open: Option<OpenSegment>,
-    /// Finished segments, oldest first, with consecutive sequence numbers. The last
-    /// `min(len, window)` are listed; the ones before are retained only.
+    /// Finished segments, oldest first, with consecutive sequence numbers. Live: the
+    /// last `min(len, window)` are listed, the ones before are retained only. Event:
+    /// all are listed.
     stored: VecDeque<Stored>,
     next_sequence: u64,
     discontinuity_sequence: u64,
-    /// `#EXT-X-TARGETDURATION`, seconds; 0 until the first segment is finished.
+    /// `#EXT-X-TARGETDURATION`, seconds; live: 0 until the first segment is
+    /// finished; event: fixed up front.
     target_duration_s: u64,
     pending_discontinuity: bool,
     /// End dts of the last finished segment.
@@ -310,7 +343,24 @@ pub struct Segmenter {
 }
 
 impl Segmenter {
+    /// A live segmenter: sliding window, segments expire.
     pub fn new(cfg: HlsConfig) -> Self {
+        Self::with_kind(cfg, PlaylistKind::Live, None)
+    }
+
+    /// A recording's segmenter: an EVENT playlist listing every segment, VOD after
+    /// [`Segmenter::end`] (see the [module docs](self)). `window` and `retain_extra`
+    /// are ignored. `start_unix_ms` is the playlist's one
+    /// `#EXT-X-PROGRAM-DATE-TIME` (the recording's start on the wall clock); `None`
+    /// writes none. The playlist exists, without segments, from here on.
+    pub fn new_event(cfg: HlsConfig, start_unix_ms: Option<i64>) -> Self {
+        let mut s = Self::with_kind(cfg, PlaylistKind::Event, start_unix_ms);
+        s.target_duration_s = u64::from(s.cfg.max_segment_ms).div_ceil(1000);
+        s.playlist = s.render();
+        s
+    }
+
+    fn with_kind(cfg: HlsConfig, kind: PlaylistKind, event_start_unix_ms: Option<i64>) -> Self {
         let mut cfg = cfg;
         cfg.target_duration_ms = cfg.target_duration_ms.max(1);
         cfg.window = cfg.window.max(1);
@@ -318,6 +368,8 @@ impl Segmenter {
         Segmenter {
             next_sequence: cfg.first_sequence,
             cfg,
+            kind,
+            event_start_unix_ms,
             open: None,
             stored: VecDeque::new(),
             discontinuity_sequence: 0,
@@ -334,6 +386,11 @@ impl Segmenter {
     /// The configuration in force (after [`Segmenter::new`] corrected it).
     pub fn config(&self) -> &HlsConfig {
         &self.cfg
+    }
+
+    /// Live window or recording.
+    pub fn kind(&self) -> PlaylistKind {
+        self.kind
     }
 
     /// Asked before each frame is muxed: must the open segment be closed (with
@@ -474,6 +531,24 @@ impl Segmenter {
         expired
     }
 
+    /// Ends the stream when the caller could not store everything (a full disk
+    /// under a recording): drops the open segment and every finished segment from
+    /// `first_unstored` on, then ends the playlist as [`Segmenter::end`] does, so it
+    /// lists only segments the caller has. May follow [`Segmenter::end`], when
+    /// storing the segment that `end` finished failed.
+    pub fn end_truncated(&mut self, first_unstored: u64) {
+        self.open = None;
+        while self
+            .stored
+            .back()
+            .is_some_and(|s| s.info.sequence >= first_unstored)
+        {
+            self.stored.pop_back();
+        }
+        self.ended = true;
+        self.playlist = self.render();
+    }
+
     fn close(&mut self, next_start_dts: Option<i64>) -> Vec<SegmentInfo> {
         if self.ended {
             return Vec::new();
@@ -516,7 +591,22 @@ impl Segmenter {
             .target_duration_s
             .max(u64::from(duration_ms).div_ceil(1000))
             .max(1);
-        self.stored.push_back(Stored { info, data });
+        if self.kind == PlaylistKind::Event {
+            // The caller stored the previous newest segment when it was finished.
+            if let Some(prev) = self.stored.back_mut() {
+                prev.data = None;
+            }
+            self.stored.push_back(Stored {
+                info,
+                data: Some(data),
+            });
+            self.playlist = self.render();
+            return Vec::new();
+        }
+        self.stored.push_back(Stored {
+            info,
+            data: Some(data),
+        });
 
         // One segment slid out of the window; its discontinuity tag went with it.
         if let Some(slid) = self
@@ -541,12 +631,50 @@ impl Segmenter {
     }
 
     fn listed_stored(&self) -> impl Iterator<Item = &Stored> + '_ {
+        let window = match self.kind {
+            PlaylistKind::Live => self.cfg.window,
+            PlaylistKind::Event => usize::MAX,
+        };
         self.stored
             .iter()
-            .skip(self.stored.len().saturating_sub(self.cfg.window))
+            .skip(self.stored.len().saturating_sub(window))
     }
 
     fn render(&self) -> Option<Bytes> {
+        match self.kind {
+            PlaylistKind::Live => self.render_live(),
+            PlaylistKind::Event => Some(self.render_event()),
+        }
+    }
+
+    fn render_event(&self) -> Bytes {
+        let mut out = String::with_capacity(160 + 40 * self.stored.len());
+        let _ = write!(
+            out,
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n",
+            self.target_duration_s,
+            self.stored
+                .front()
+                .map_or(self.cfg.first_sequence, |s| s.info.sequence)
+        );
+        if let Some(start) = self.event_start_unix_ms {
+            out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+            write_program_date_time(&mut out, start);
+            out.push('\n');
+        }
+        for s in &self.stored {
+            if s.info.discontinuity {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            write_extinf(&mut out, &s.info);
+        }
+        if self.ended {
+            out.push_str("#EXT-X-ENDLIST\n");
+        }
+        Bytes::from(out)
+    }
+
+    fn render_live(&self) -> Option<Bytes> {
         let first = self.listed_stored().next()?;
         let listed = self.stored.len().min(self.cfg.window);
         let mut out = String::with_capacity(160 + 96 * listed);
@@ -562,13 +690,8 @@ impl Segmenter {
             }
             out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
             write_program_date_time(&mut out, info.program_date_time_ms);
-            let _ = write!(
-                out,
-                "\n#EXTINF:{}.{:03},\n{}\n",
-                info.duration_ms / 1000,
-                info.duration_ms % 1000,
-                info.name
-            );
+            out.push('\n');
+            write_extinf(&mut out, info);
         }
         if self.ended {
             out.push_str("#EXT-X-ENDLIST\n");
@@ -576,18 +699,25 @@ impl Segmenter {
         Some(Bytes::from(out))
     }
 
-    /// The media playlist, `None` until a segment is finished. Cheap: it is rendered
-    /// when it changes, and this hands out a shared reference to it.
+    /// The media playlist; live: `None` until a segment is finished; event: always
+    /// there. Cheap: it is rendered when it changes, and this hands out a shared
+    /// reference to it.
     pub fn playlist(&self) -> Option<Bytes> {
         self.playlist.clone()
     }
 
-    /// A finished segment's TS bytes, while it is listed or retained; `None` for the
-    /// open segment, expired ones and ones not made yet.
+    /// A finished segment's TS bytes, while it is listed or retained (event: while it
+    /// is the newest); `None` for the open segment, expired ones and ones not made yet.
     pub fn segment(&self, sequence: u64) -> Option<Bytes> {
         let first = self.stored.front()?.info.sequence;
         let index = usize::try_from(sequence.checked_sub(first)?).ok()?;
-        self.stored.get(index).map(|s| s.data.clone())
+        self.stored.get(index)?.data.clone()
+    }
+
+    /// The newest finished segment: after a cut, discontinuity or end, the one it
+    /// finished, if it finished one (compare its sequence with what was stored).
+    pub fn last_finished(&self) -> Option<&SegmentInfo> {
+        self.stored.back().map(|s| &s.info)
     }
 
     /// The segments the playlist lists, oldest first.
@@ -975,31 +1105,6 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates_match_a_day_by_day_count() {
-        // Walk 1970..=2400 a day at a time and compare with a naive calendar.
-        let (mut y, mut m, mut d) = (1970i64, 1u32, 1u32);
-        for days in 0..157_000 {
-            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
-            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            let len = match m {
-                2 if leap => 29,
-                2 => 28,
-                4 | 6 | 9 | 11 => 30,
-                _ => 31,
-            };
-            d += 1;
-            if d > len {
-                d = 1;
-                m += 1;
-                if m > 12 {
-                    m = 1;
-                    y += 1;
-                }
-            }
-        }
-    }
-
-    #[test]
     fn program_date_time_follows_media_time_and_resyncs() {
         let mut s = seg();
         let push = |s: &mut Segmenter, dts: i64, now: i64, key: bool| {
@@ -1147,6 +1252,157 @@ mod tests {
         assert!(text(&s).contains("1970-01-01T00:00:00.000Z"));
     }
 
+    /// A recording's settings as the server's HLS recorder passes them.
+    fn event(target_ms: u32, start: Option<i64>) -> Segmenter {
+        Segmenter::new_event(
+            HlsConfig {
+                target_duration_ms: target_ms,
+                max_segment_ms: 2 * target_ms,
+                ..HlsConfig::default()
+            },
+            start,
+        )
+    }
+
+    const EVENT_HEAD: &str = "#EXTM3U\n\
+        #EXT-X-VERSION:3\n\
+        #EXT-X-PLAYLIST-TYPE:EVENT\n\
+        #EXT-X-TARGETDURATION:8\n\
+        #EXT-X-MEDIA-SEQUENCE:0\n\
+        #EXT-X-PROGRAM-DATE-TIME:2026-11-24T10:57:21.250Z\n";
+
+    #[test]
+    fn event_playlist_exists_before_any_segment() {
+        let s = event(4000, Some(1_795_517_841_250));
+        assert_eq!(text(&s), EVENT_HEAD);
+        assert_eq!(s.kind(), PlaylistKind::Event);
+        assert_eq!(s.target_duration_s(), 8, "fixed up front at max_segment_ms");
+        assert!(s.last_finished().is_none());
+    }
+
+    #[test]
+    fn event_playlist_then_vod_byte_for_byte() {
+        let cfg = HlsConfig {
+            target_duration_ms: 3000,
+            max_segment_ms: 8000,
+            ..HlsConfig::default()
+        };
+        let mut s = Segmenter::new_event(cfg, Some(1_795_517_841_250));
+        video(&mut s, 0, 4000, 4000); // 0 .. 3960, one GOP
+        assert!(s.discontinuity().is_empty()); // closes 0.ts at 3960 + 40
+        video(&mut s, 4000, 7960, 4000); // 4000 .. 7920
+        assert!(s.should_cut(7960, true, true, true));
+        assert!(s.cut(7960).is_empty()); // 1.ts: 3.960 s
+        assert_eq!(
+            text(&s),
+            format!(
+                "{EVENT_HEAD}\
+                 #EXTINF:4.000,\n\
+                 0.ts\n\
+                 #EXT-X-DISCONTINUITY\n\
+                 #EXTINF:3.960,\n\
+                 1.ts\n"
+            )
+        );
+        assert!(s.end().is_empty());
+        let vod = text(&s);
+        assert_eq!(
+            vod,
+            format!(
+                "{EVENT_HEAD}\
+                 #EXTINF:4.000,\n\
+                 0.ts\n\
+                 #EXT-X-DISCONTINUITY\n\
+                 #EXTINF:3.960,\n\
+                 1.ts\n\
+                 #EXT-X-ENDLIST\n"
+            )
+        );
+        let pl = m3u8_rs::parse_media_playlist_res(vod.as_bytes()).unwrap();
+        assert!(pl.end_list);
+        assert_eq!(pl.playlist_type, Some(m3u8_rs::MediaPlaylistType::Event));
+        assert_eq!(pl.target_duration, 8);
+        assert_eq!(pl.media_sequence, 0);
+        assert_eq!(pl.segments.len(), 2);
+        assert!(pl.segments[1].discontinuity);
+        assert_eq!(
+            pl.segments[0].program_date_time.unwrap().timestamp_millis(),
+            1_795_517_841_250
+        );
+        assert!(pl.segments[1].program_date_time.is_none());
+    }
+
+    #[test]
+    fn event_lists_everything_and_keeps_only_the_newest_bytes() {
+        let mut s = event(2000, None);
+        let mut expired = Vec::new();
+        for n in 0..12i64 {
+            expired.extend(video(&mut s, n * 2000, (n + 1) * 2000, 2000));
+            if let Some(last) = s.last_finished() {
+                // What the recorder does after each cut: store the newest segment.
+                assert!(s.segment(last.sequence).is_some());
+            }
+        }
+        assert!(expired.is_empty(), "a recording never expires a segment");
+        assert_eq!(listed_seqs(&s), (0..11).collect::<Vec<_>>());
+        assert_eq!(s.segments().count(), 11);
+        assert_eq!(s.last_finished().unwrap().sequence, 10);
+        assert!(
+            (0..10).all(|q| s.segment(q).is_none()),
+            "stored by the caller"
+        );
+        assert_eq!(&s.segment(10).unwrap()[..8], &20_000i64.to_be_bytes());
+        let t = text(&s);
+        assert!(t.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.000,\n0.ts\n"), "{t}");
+        assert!(!t.contains("PROGRAM-DATE-TIME") && !t.contains("DISCONTINUITY-SEQUENCE"));
+        assert_eq!(t.matches("#EXTINF:2.000,\n").count(), 11);
+    }
+
+    #[test]
+    fn event_target_is_raised_only_past_the_cap() {
+        let mut s = event(1000, None);
+        assert_eq!(s.target_duration_s(), 2);
+        // No keyframes, 70 ms frames: the cap cuts at the first frame at or past
+        // 2000 ms, which is 2030 ms after the segment's start.
+        let mut dts = 0;
+        while dts <= 2030 {
+            frame(&mut s, dts, dts == 0, true, true);
+            dts += 70;
+        }
+        assert_eq!(s.last_finished().unwrap().duration_ms, 2030);
+        assert_eq!(s.target_duration_s(), 3);
+        assert!(text(&s).contains("#EXT-X-TARGETDURATION:3\n"));
+    }
+
+    #[test]
+    fn event_end_truncated_lists_only_what_was_stored() {
+        let mut s = event(2000, None);
+        video(&mut s, 0, 6040, 2000); // 0.ts, 1.ts, 2.ts finished, 3 open
+        assert_eq!(s.last_finished().unwrap().sequence, 2);
+        // Storing 2.ts failed: the recording ends with 0.ts and 1.ts.
+        s.end_truncated(2);
+        let t = text(&s);
+        assert!(
+            t.ends_with("0.ts\n#EXTINF:2.000,\n1.ts\n#EXT-X-ENDLIST\n"),
+            "{t}"
+        );
+        assert!(s.is_ended());
+        assert_eq!(s.push(9000, b"x", T0), Err(HlsError::Ended));
+        s.end();
+        s.end_truncated(2);
+        assert_eq!(text(&s), t);
+        // After end: storing the segment that end finished failed.
+        s.end_truncated(1);
+        assert!(
+            text(&s).ends_with("#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.000,\n0.ts\n#EXT-X-ENDLIST\n")
+        );
+        // Truncating before anything was finished leaves the empty VOD playlist.
+        let mut s = event(2000, None);
+        video(&mut s, 0, 1000, 2000);
+        s.end_truncated(0);
+        assert!(text(&s).ends_with("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-ENDLIST\n"));
+    }
+
     #[test]
     fn segment_names_round_trip() {
         assert_eq!(segment_name(17), "17.ts");
@@ -1256,6 +1512,61 @@ mod tests {
     }
 
     proptest! {
+        /// The same hostile frame sequences under a recording: every segment stays
+        /// listed from 0 without gaps, only the newest keeps its bytes, the target
+        /// never drops below its fixed start, and m3u8-rs reads every rendering.
+        #[test]
+        fn random_frame_sequences_keep_the_event_playlist_valid(
+            has_video in any::<bool>(),
+            start in any::<i64>(),
+            target in 0u32..3000,
+            ops in prop::collection::vec(op(), 0..300),
+        ) {
+            let mut s = Segmenter::new_event(
+                HlsConfig { target_duration_ms: target, max_segment_ms: target.saturating_mul(2), ..HlsConfig::default() },
+                Some(T0),
+            );
+            let first_target = s.target_duration_s();
+            let (mut dts, mut wall) = (start, T0);
+            for op in ops {
+                let expired = match op {
+                    Op::Frame { step, key, video, len, wall_step } => {
+                        dts = dts.wrapping_add(step);
+                        wall = wall.wrapping_add(wall_step);
+                        let mut expired = Vec::new();
+                        if s.should_cut(dts, key, video, has_video) {
+                            expired = s.cut(dts);
+                        }
+                        let r = s.push(dts, &vec![0x47; len], wall);
+                        prop_assert_eq!(r.is_err(), s.is_ended());
+                        expired
+                    }
+                    Op::Discontinuity => s.discontinuity(),
+                    Op::End => s.end(),
+                };
+                prop_assert!(expired.is_empty());
+                let all: Vec<_> = s.listed().map(|i| i.sequence).collect();
+                prop_assert_eq!(&all, &(0..all.len() as u64).collect::<Vec<_>>());
+                prop_assert_eq!(s.segments().count(), all.len());
+                for q in &all {
+                    prop_assert_eq!(s.segment(*q).is_some(), Some(q) == all.last());
+                }
+                prop_assert!(s.target_duration_s() >= first_target);
+                let bytes = s.playlist().expect("an event playlist always exists");
+                let pl = m3u8_rs::parse_media_playlist_res(&bytes)
+                    .map_err(|e| TestCaseError::fail(format!("m3u8-rs rejects our playlist: {e:?}")))?;
+                prop_assert_eq!(pl.playlist_type, Some(m3u8_rs::MediaPlaylistType::Event));
+                prop_assert_eq!(pl.target_duration, s.target_duration_s());
+                prop_assert_eq!(pl.end_list, s.is_ended());
+                prop_assert_eq!(pl.segments.len(), all.len());
+                for (p, i) in pl.segments.iter().zip(s.listed()) {
+                    prop_assert_eq!(&p.uri, &i.name);
+                    prop_assert_eq!(p.discontinuity, i.discontinuity);
+                    prop_assert!(u64::from(i.duration_ms).div_ceil(1000) <= pl.target_duration);
+                }
+            }
+        }
+
         /// Random (including hostile) frame sequences: no panic, the listed
         /// sequence numbers are contiguous and follow MEDIA-SEQUENCE, the target never
         /// drops, retention holds, and m3u8-rs reads every playlist we render.

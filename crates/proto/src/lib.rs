@@ -31,4 +31,6 @@ pub mod flv;
 pub mod hls;
 pub mod mp4;
 pub mod mpegts;
+pub mod percent;
 pub mod rtmp;
+pub mod time;

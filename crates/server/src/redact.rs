@@ -2,7 +2,9 @@
 //! put credentials in pull, push and ffmpeg source URLs; every module that shows
 //! such a URL goes through [`redact`]. Imports nothing from the crate.
 
-/// The URL with any password replaced by `***`, for logs and the API.
+/// The URL with any password replaced by `***`, for logs, the API and error
+/// messages (also of URLs that did not parse). Works on the text, not a parsed URL,
+/// so a URL is shown as it was given.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -27,5 +29,10 @@ mod tests {
         assert_eq!(redact("rtsp://u:secret@h:554/p"), "rtsp://u:***@h:554/p");
         assert_eq!(redact("rtmp://h/live/s"), "rtmp://h/live/s");
         assert_eq!(redact("/media/a.mp4"), "/media/a.mp4");
+        // URLs that do not parse (the RTSP driver's error messages) lose it too.
+        assert_eq!(redact("rtsp://u:p@h:99999/x"), "rtsp://u:***@h:99999/x");
+        assert_eq!(redact("rtsp://u:secret@/cam"), "rtsp://u:***@/cam");
+        assert_eq!(redact("rtsp://u:p%40ss@h/x@y"), "rtsp://u:***@h/x@y");
+        assert_eq!(redact("not a url"), "not a url");
     }
 }

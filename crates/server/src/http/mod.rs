@@ -116,27 +116,13 @@ fn percent_encode(seg: &str) -> String {
     out
 }
 
+/// A URL path segment, decoded: strict, since it names a stream or a file. A bad
+/// escape is refused (400) rather than kept as written, and so is a segment that is
+/// not UTF-8 or could leave its directory.
 fn percent_decode(seg: &str) -> Result<String, PathError> {
-    let bytes = seg.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .ok_or(PathError::BadRequest("bad percent-encoding"))?;
-            let s = std::str::from_utf8(hex)
-                .map_err(|_| PathError::BadRequest("bad percent-encoding"))?;
-            out.push(
-                u8::from_str_radix(s, 16)
-                    .map_err(|_| PathError::BadRequest("bad percent-encoding"))?,
-            );
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
+    let out = ferrocast_proto::percent::percent_decode(seg.as_bytes())
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| PathError::BadRequest("bad percent-encoding"))?;
     let s = String::from_utf8(out).map_err(|_| PathError::BadRequest("path is not UTF-8"))?;
     if s.is_empty() || s == "." || s == ".." || s.contains(['/', '\\', '\0']) {
         return Err(PathError::BadRequest("path segment not allowed"));
@@ -453,6 +439,8 @@ mod tests {
             "/live/a%00/hls.m3u8",
             "/live//hls.m3u8",
             "/live/%zz/hls.m3u8",
+            "/live/%4/hls.m3u8",
+            "/live/%+1/hls.m3u8",
         ] {
             assert!(
                 matches!(parse_path(p), Err(PathError::BadRequest(_))),

@@ -26,6 +26,9 @@
 //!     `91|a1 'hvc1' cts24 NALUs` (key or inter, CodedFrames);
 //!   * AAC: `af 00 ASC`, then `af 01 raw-frame`.
 //!
+//!   Those bodies are written by `ferrocast_proto::flv` (`avc_sequence_header`,
+//!   `hevc_frame`, `aac_frame`, ...), next to the parsers that read them back.
+//!
 //!   A sequence header goes out before the first frame and again whenever retina's
 //!   parameters for the track change (new SPS/PPS in band). Video frames before the
 //!   first parameters and before the first keyframe are dropped: nobody can decode
@@ -66,8 +69,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use ferrocast_proto::codec::h264::iter_avcc_nalus;
+use ferrocast_proto::flv;
+use ferrocast_proto::percent::percent_decode;
 use futures_util::StreamExt;
 use retina::client::{
     Credentials, InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions, Transport,
@@ -77,6 +82,7 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use super::{Media, MediaKind, ProxyError};
+use crate::redact::redact;
 
 /// RTP transport to ask the server for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,24 +107,6 @@ const USER_AGENT: &str = "ferrocast";
 
 /// RTSP's default port (RFC 2326 section 3.2).
 const DEFAULT_PORT: u16 = 554;
-
-/// FLV AAC audio tag byte: SoundFormat 10 (AAC) with rate 44 kHz, 16-bit, stereo,
-/// the values the FLV spec (E.4.2.1) requires for AAC whatever the real format is;
-/// the AudioSpecificConfig carries that.
-const FLV_AAC: u8 = 0xaf;
-
-/// Legacy FLV video tag first bytes: frame type (1 key, 2 inter) << 4 | codec id 7.
-const FLV_AVC_KEY: u8 = 0x17;
-const FLV_AVC_INTER: u8 = 0x27;
-
-/// Enhanced RTMP: IsExHeader bit, frame types and packet types (veovera
-/// enhanced-rtmp v1, "ExVideoTagHeader"), as `ferrocast_proto::flv` parses them.
-const EX_HEADER: u8 = 0x80;
-const FRAME_TYPE_KEY: u8 = 1;
-const FRAME_TYPE_INTER: u8 = 2;
-const PACKET_SEQUENCE_START: u8 = 0;
-const PACKET_CODED_FRAMES: u8 = 1;
-const FOURCC_HVC1: &[u8; 4] = b"hvc1";
 
 /// Pulls `url` (`rtsp://[user:pass@]host[:port]/path`) with retina and sends FLV tag
 /// bodies into `tx` until the remote ends (Ok) or fails (Err). Ok(()) also when `tx`
@@ -288,8 +276,8 @@ impl Target {
             None
         } else {
             Some(Credentials {
-                username: percent_decode(url.username()),
-                password: percent_decode(url.password().unwrap_or("")),
+                username: decode_userinfo(url.username()),
+                password: decode_userinfo(url.password().unwrap_or("")),
             })
         };
         // Only fails for URLs that cannot have a host, which we ruled out above.
@@ -307,40 +295,14 @@ impl fmt::Display for Target {
     }
 }
 
-/// Removes `user:pass@` from a URL that did not parse, for error messages.
-fn redact(raw: &str) -> String {
-    match (raw.find("://"), raw.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}***@{}", &raw[..scheme_end + 3], &raw[at + 1..])
-        }
-        _ => raw.to_owned(),
-    }
-}
-
 /// Decodes `%XX` escapes (the url crate keeps userinfo percent-encoded). Invalid
-/// escapes are kept as written; invalid UTF-8 is replaced.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// escapes are kept as written (a password may contain a bare `%`); invalid UTF-8 is
+/// replaced.
+fn decode_userinfo(s: &str) -> String {
+    let bytes: Vec<u8> = percent_decode(s.as_bytes())
+        .map(|b| b.unwrap_or(b'%'))
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Maps a retina error to a [`ProxyError`].
@@ -606,9 +568,9 @@ impl Converter {
         };
         if let Some(c) = new_config {
             self.audio_config = Some(Bytes::copy_from_slice(c));
-            out.push(audio_media(timestamp, aac_tag(0, c)));
+            out.push(audio_media(timestamp, flv::aac_sequence_header(c)));
         }
-        out.push(audio_media(timestamp, aac_tag(1, data)));
+        out.push(audio_media(timestamp, flv::aac_frame(data)));
     }
 }
 
@@ -645,49 +607,19 @@ fn audio_media(timestamp: u32, body: Bytes) -> Media {
 /// FLV sequence header for a decoder configuration record: legacy AVC for H.264,
 /// Enhanced RTMP SequenceStart for H.265.
 fn sequence_header(codec: VideoCodec, config: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(5 + config.len());
     match codec {
-        VideoCodec::H264 => b.put_slice(&[FLV_AVC_KEY, 0, 0, 0, 0]),
-        VideoCodec::H265 => {
-            b.put_u8(EX_HEADER | FRAME_TYPE_KEY << 4 | PACKET_SEQUENCE_START);
-            b.put_slice(FOURCC_HVC1);
-        }
+        VideoCodec::H264 => flv::avc_sequence_header(config),
+        VideoCodec::H265 => flv::hevc_sequence_header(config),
     }
-    b.put_slice(config);
-    b.freeze()
 }
 
 /// FLV video tag body for one access unit (length-prefixed NAL units) with a
 /// composition time offset in ms.
 fn coded_frame(codec: VideoCodec, keyframe: bool, cts: i32, data: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(8 + data.len());
     match codec {
-        VideoCodec::H264 => {
-            b.put_u8(if keyframe { FLV_AVC_KEY } else { FLV_AVC_INTER });
-            b.put_u8(1); // AVCPacketType: NALU
-        }
-        VideoCodec::H265 => {
-            let frame_type = if keyframe {
-                FRAME_TYPE_KEY
-            } else {
-                FRAME_TYPE_INTER
-            };
-            b.put_u8(EX_HEADER | frame_type << 4 | PACKET_CODED_FRAMES);
-            b.put_slice(FOURCC_HVC1);
-        }
+        VideoCodec::H264 => flv::avc_frame(keyframe, cts, data),
+        VideoCodec::H265 => flv::hevc_frame(keyframe, cts, data),
     }
-    // SI24, big-endian: the low three bytes of the two's complement i32.
-    b.put_slice(&cts.to_be_bytes()[1..]);
-    b.put_slice(data);
-    b.freeze()
-}
-
-/// FLV AAC audio tag body: packet type 0 (AudioSpecificConfig) or 1 (raw frame).
-fn aac_tag(packet_type: u8, payload: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(2 + payload.len());
-    b.put_slice(&[FLV_AAC, packet_type]);
-    b.put_slice(payload);
-    b.freeze()
 }
 
 #[cfg(test)]
@@ -1119,14 +1051,16 @@ mod tests {
             assert!(format!("{e:?}").starts_with(want), "{url}: {e:?}");
             assert!(!e.to_string().contains("secret"), "{url}: {e}");
         }
-        assert_eq!(redact("rtsp://u:p@h:99999/x"), "rtsp://***@h:99999/x");
+        // Messages name the URL as the API does (`crate::redact`): user kept,
+        // password hidden.
+        assert_eq!(redact("rtsp://u:p@h:99999/x"), "rtsp://u:***@h:99999/x");
     }
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b%2f%zz%4"), "a b/%zz%4");
-        assert_eq!(percent_decode("%C3%A9t%C3%A9"), "été");
-        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+        assert_eq!(decode_userinfo("a%20b%2f%zz%4"), "a b/%zz%4");
+        assert_eq!(decode_userinfo("%C3%A9t%C3%A9"), "été");
+        assert_eq!(decode_userinfo("%ff"), "\u{fffd}");
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! * MP4 ([`mp4`]): fragmented while recording, so a file cut by a crash plays up to
 //!   its last fragment; finished in place with a complete index (moov at the end)
 //!   on stop and on rotation every `max_second`.
-//! * HLS ([`hls`]): MPEG-TS segments that are never deleted and an EVENT playlist,
-//!   rewritten after each segment, that gets `#EXT-X-ENDLIST` on stop (VOD).
+//! * HLS ([`hls_recorder`]): MPEG-TS segments that are never deleted and an EVENT
+//!   playlist, rewritten after each segment, that gets `#EXT-X-ENDLIST` on stop
+//!   (VOD). The cut rules and the playlist text are `ferrocast_proto::hls`'s, the
+//!   same as the live muxer's; the recorder only writes files.
 //!
 //! A write error (a full disk) stops that recording with one logged error and a
 //! state the API shows ([`Recorder::last_error`]); nothing else is disturbed.
@@ -18,7 +20,7 @@
 //! Every file started and finished is announced as a [`RecordEvent`] (what the
 //! on_record_mp4 / on_record_ts webhooks will send).
 
-pub mod hls;
+pub mod hls_recorder;
 pub mod mp4;
 
 use std::collections::HashMap;
@@ -302,7 +304,7 @@ impl Recorder {
         let handle = tokio::spawn(async move {
             let result = match kind {
                 RecordKind::Mp4 => mp4::run(&ctx, sub, stop_rx).await,
-                RecordKind::Hls => hls::run(&ctx, sub, stop_rx).await,
+                RecordKind::Hls => hls_recorder::run(&ctx, sub, stop_rx).await,
             };
             crate::metrics::recording_ended(kind.label(), result.is_err());
             match result {
@@ -494,20 +496,10 @@ pub(crate) fn now_unix() -> u64 {
         .as_secs()
 }
 
-/// (`YYYY-MM-DD`, `HH-MM-SS`) in UTC.
+/// (`YYYY-MM-DD`, `HH-MM-SS`) in UTC: a recording's directory and file names.
 pub fn date_time(unix: u64) -> (String, String) {
-    let days = (unix / 86_400) as i64;
+    let (y, m, d) = ferrocast_proto::time::civil_from_days((unix / 86_400) as i64);
     let secs = unix % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     (
         format!("{y:04}-{m:02}-{d:02}"),
         format!("{:02}-{:02}-{:02}", secs / 3600, secs / 60 % 60, secs % 60),
