@@ -7,7 +7,7 @@ use std::time::Duration;
 /// Delay before retry number `attempt` (1, 2, ...): doubling from `base`, at most
 /// `max` (and never less than `base`, should `max` be smaller). The doubling stops
 /// after 16 steps, so a large attempt count cannot overflow the shift.
-pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let factor = 1u32 << attempt.saturating_sub(1).min(16);
     base.saturating_mul(factor).min(max.max(base))
 }

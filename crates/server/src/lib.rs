@@ -112,20 +112,23 @@
 //! it never panics. A panic is a bug.
 
 #![forbid(unsafe_code)]
+// `pub(crate)` by default: the compiler then reports what nothing uses. Public are
+// only `serve` and `config` (the binary's needs) and the modules the in-process
+// end-to-end tests drive (`hub`, `rtmp`, `transcode`: tests/transcode_ffmpeg.rs).
 #![warn(unreachable_pub)]
 
-pub mod api;
-pub mod backoff;
+mod api;
+mod backoff;
 pub mod config;
-pub mod http;
+mod http;
 pub mod hub;
-pub mod live_hls;
-pub mod metrics;
-pub mod proxy;
-pub mod record;
-pub mod redact;
+mod live_hls;
+mod metrics;
+mod proxy;
+mod record;
+mod redact;
 pub mod rtmp;
-pub mod server;
+mod server;
 pub mod transcode;
 
 pub use server::serve;

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::hub::{Hub, PacketKind, Stream, StreamKey};
 
 #[derive(Debug, Clone)]
-pub struct HlsSettings {
+pub(crate) struct HlsSettings {
     pub enabled: bool,
     pub segment_ms: u32,
     pub window: usize,
@@ -30,7 +30,7 @@ pub struct HlsSettings {
 }
 
 impl HlsSettings {
-    pub fn from_config(c: &Config) -> Self {
+    pub(crate) fn from_config(c: &Config) -> Self {
         HlsSettings {
             enabled: c.hls.enabled,
             segment_ms: c.hls.segment_ms,
@@ -43,7 +43,7 @@ impl HlsSettings {
 }
 
 /// Live HLS of every stream, by key.
-pub struct HlsStore {
+pub(crate) struct HlsStore {
     settings: HlsSettings,
     streams: Mutex<HashMap<StreamKey, Arc<Mutex<Segmenter>>>>,
     /// Streams without live HLS (a pull proxy added with enable_hls=0).
@@ -51,7 +51,7 @@ pub struct HlsStore {
 }
 
 impl HlsStore {
-    pub fn new(settings: HlsSettings) -> Arc<Self> {
+    pub(crate) fn new(settings: HlsSettings) -> Arc<Self> {
         Arc::new(HlsStore {
             settings,
             streams: Mutex::new(HashMap::new()),
@@ -60,7 +60,7 @@ impl HlsStore {
     }
 
     /// Turns live HLS off (or back on) for streams of this key created from now on.
-    pub fn set_enabled(&self, key: &StreamKey, enabled: bool) {
+    pub(crate) fn set_enabled(&self, key: &StreamKey, enabled: bool) {
         let mut d = self.disabled.lock().unwrap();
         if enabled {
             d.remove(key);
@@ -74,19 +74,19 @@ impl HlsStore {
     }
 
     /// The live playlist; `None` until the first segment is complete.
-    pub fn playlist(&self, key: &StreamKey) -> Option<Bytes> {
+    pub(crate) fn playlist(&self, key: &StreamKey) -> Option<Bytes> {
         self.get(key)?.lock().unwrap().playlist()
     }
 
     /// A listed or retained segment by file name (`{n}.ts`).
-    pub fn segment(&self, key: &StreamKey, file: &str) -> Option<Bytes> {
+    pub(crate) fn segment(&self, key: &StreamKey, file: &str) -> Option<Bytes> {
         let seq = parse_segment_name(file)?;
         self.get(key)?.lock().unwrap().segment(seq)
     }
 }
 
 /// Makes every new stream of `hub` produce HLS into `store`.
-pub fn attach(hub: &Arc<Hub>, store: &Arc<HlsStore>) {
+pub(crate) fn attach(hub: &Arc<Hub>, store: &Arc<HlsStore>) {
     if !store.settings.enabled {
         return;
     }

@@ -12,12 +12,12 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::hub::Hub;
 
 /// Installs the global recorder; `None` if one is already installed.
-pub fn install() -> Option<PrometheusHandle> {
+pub(crate) fn install() -> Option<PrometheusHandle> {
     PrometheusBuilder::new().install_recorder().ok()
 }
 
 /// Renders the registry after refreshing the per-stream values from the hub.
-pub fn render(handle: &PrometheusHandle, hub: &Arc<Hub>) -> String {
+pub(crate) fn render(handle: &PrometheusHandle, hub: &Arc<Hub>) -> String {
     let streams = hub.streams();
     gauge!("ferrocast_streams").set(streams.len() as f64);
     gauge!("ferrocast_publishers").set(streams.iter().filter(|s| s.is_publishing()).count() as f64);
@@ -35,7 +35,7 @@ pub fn render(handle: &PrometheusHandle, hub: &Arc<Hub>) -> String {
 
 /// Protocols players use, for the `protocol` label.
 #[derive(Debug, Clone, Copy)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     Rtmp,
     HttpFlv,
     WsFlv,
@@ -54,10 +54,10 @@ impl Protocol {
 }
 
 /// Counts a player of `protocol` while it lives.
-pub struct PlayerGauge(Protocol);
+pub(crate) struct PlayerGauge(Protocol);
 
 impl PlayerGauge {
-    pub fn new(protocol: Protocol) -> Self {
+    pub(crate) fn new(protocol: Protocol) -> Self {
         gauge!("ferrocast_players", "protocol" => protocol.label()).increment(1.0);
         PlayerGauge(protocol)
     }
@@ -71,24 +71,24 @@ impl Drop for PlayerGauge {
 
 /// A session ended; `reason` is the free-text reason of the log line, folded into a
 /// small set of labels.
-pub fn session_closed(protocol: &'static str, reason: &str) {
+pub(crate) fn session_closed(protocol: &'static str, reason: &str) {
     counter!("ferrocast_sessions_closed_total", "protocol" => protocol, "reason" => reason_class(reason)).increment(1);
 }
 
 /// A recording of `kind` ("mp4", "hls") began.
-pub fn recording_started(kind: &'static str) {
+pub(crate) fn recording_started(kind: &'static str) {
     gauge!("ferrocast_recordings_in_progress", "type" => kind).increment(1.0);
 }
 
 /// A recording ended; `failed` when a write error stopped it.
-pub fn recording_ended(kind: &'static str, failed: bool) {
+pub(crate) fn recording_ended(kind: &'static str, failed: bool) {
     gauge!("ferrocast_recordings_in_progress", "type" => kind).decrement(1.0);
     if failed {
         counter!("ferrocast_recordings_failed_total", "type" => kind).increment(1);
     }
 }
 
-pub fn hls_segment_produced() {
+pub(crate) fn hls_segment_produced() {
     counter!("ferrocast_hls_segments_total").increment(1);
 }
 

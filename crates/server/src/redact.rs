@@ -5,7 +5,7 @@
 /// The URL with any password replaced by `***`, for logs, the API and error
 /// messages (also of URLs that did not parse). Works on the text, not a parsed URL,
 /// so a URL is shown as it was given.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

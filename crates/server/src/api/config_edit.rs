@@ -8,13 +8,13 @@ use crate::config::Config;
 
 /// Keys whose new value takes effect at once; every other key is stored (and shown
 /// by getServerConfig) but is read only at start-up.
-pub fn applies_live(key: &str) -> bool {
+pub(super) fn applies_live(key: &str) -> bool {
     key.starts_with("record.") || key.starts_with("api.")
 }
 
 /// Applies `changes` to a copy of `current`. Errors name the offending key; on
 /// error nothing is applied. Returns the new config and the keys whose value changed.
-pub fn apply(
+pub(super) fn apply(
     current: &Config,
     changes: &[(String, String)],
 ) -> Result<(Config, Vec<String>), String> {
@@ -88,7 +88,7 @@ fn convert(old: &toml::Value, text: &str) -> Result<toml::Value, String> {
 
 /// Writes `keys` of `config` into the TOML file at `path`, keeping everything else
 /// of the file as it is (atomically: a temporary file, then a rename).
-pub fn write_back(path: &Path, config: &Config, keys: &[String]) -> Result<(), String> {
+pub(super) fn write_back(path: &Path, config: &Config, keys: &[String]) -> Result<(), String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut doc: toml_edit::DocumentMut = text
         .parse()

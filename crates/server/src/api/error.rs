@@ -18,7 +18,7 @@ pub(super) const OTHER: i32 = -1;
 
 /// A failed API call as ZLMediaKit answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiFailure {
+pub(crate) struct ApiFailure {
     pub code: i32,
     pub msg: String,
 }

@@ -7,17 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct ThreadLoad {
+pub(super) struct ThreadLoad {
     /// Percent of the sampling interval spent busy, 0-100.
     pub load: u32,
     /// Milliseconds a new task waited before it ran.
     pub delay: u64,
 }
 
-pub type Loads = Arc<Mutex<Vec<ThreadLoad>>>;
+pub(super) type Loads = Arc<Mutex<Vec<ThreadLoad>>>;
 
 /// Starts the sampler (once a second) and returns its latest figures.
-pub fn start_sampler() -> Loads {
+pub(super) fn start_sampler() -> Loads {
     let loads: Loads = Arc::default();
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return loads;

@@ -43,11 +43,11 @@ use crate::hub::Hub;
 use crate::proxy::manager::ProxyManager;
 use crate::record::Recorder;
 use crate::transcode::Transcoder;
-pub use error::ApiFailure;
+pub(crate) use error::ApiFailure;
 use params::{params, Params};
 
 /// The OpenAPI 3 description of the API, served at `/index/api/openapi.json`.
-pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+pub(crate) const OPENAPI_JSON: &str = include_str!("openapi.json");
 
 /// Longest request body the API reads (parameters are small).
 pub(super) const MAX_BODY: usize = 64 * 1024;
@@ -66,7 +66,7 @@ fn api_list() -> impl Iterator<Item = &'static str> {
     GROUPS.iter().flat_map(|g| g.iter().copied())
 }
 
-pub struct ApiState {
+pub(crate) struct ApiState {
     pub hub: Arc<Hub>,
     pub recorder: Recorder,
     pub proxies: ProxyManager,
@@ -84,7 +84,7 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(
+    pub(crate) fn new(
         hub: Arc<Hub>,
         recorder: Recorder,
         proxies: ProxyManager,
@@ -133,7 +133,7 @@ fn random_secret() -> String {
     out
 }
 
-pub fn routes(state: Arc<ApiState>) -> Router {
+pub(crate) fn routes(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/index/api/{name}", any(handle))
         .with_state(state)

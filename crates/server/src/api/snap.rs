@@ -17,13 +17,13 @@ const MAX_JPEG: usize = 16 * 1024 * 1024;
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Bytes)>>>;
 
 #[derive(Default)]
-pub struct SnapCache {
+pub(super) struct SnapCache {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
 impl SnapCache {
     /// Returns a JPEG of `url`, taking a new one if the cached one is older than `expire`.
-    pub async fn get(
+    pub(super) async fn get(
         &self,
         url: &str,
         timeout: Duration,

@@ -32,7 +32,7 @@ const MAX_BATCH: usize = 1024;
 
 /// Why a viewer got no stream.
 #[derive(Debug, Error)]
-pub enum ViewerRefused {
+pub(super) enum ViewerRefused {
     #[error(transparent)]
     NotFound(#[from] SubscribeError),
     #[error("{}", KICKED_REASON)]
@@ -41,7 +41,7 @@ pub enum ViewerRefused {
 
 /// Subscribes a registered viewer to `key`, waiting for the stream like
 /// [`Hub::subscribe`], unless the session is kicked meanwhile.
-pub async fn subscribe_viewer(
+pub(super) async fn subscribe_viewer(
     hub: &Arc<Hub>,
     key: &StreamKey,
     session: &SessionGuard,
@@ -224,7 +224,7 @@ impl Drop for Feed {
 
 /// A chunked HTTP body streaming FLV to a registered viewer: it ends when the
 /// session is kicked, and the session is deregistered when the body is dropped.
-pub fn flv_session_body(
+pub(super) fn flv_session_body(
     session: SessionGuard,
     sub: Subscription,
     flush_interval: Duration,
@@ -242,7 +242,7 @@ pub fn flv_session_body(
 
 /// A chunked HTTP body streaming MPEG-TS (muxed for this viewer) to a registered
 /// viewer (see [`flv_session_body`]).
-pub fn ts_session_body(
+pub(super) fn ts_session_body(
     session: SessionGuard,
     sub: Subscription,
     flush_interval: Duration,
@@ -269,7 +269,7 @@ fn body(feed: Feed) -> Body {
 
 /// Streams FLV over a WebSocket, one binary message per FLV tag, to a registered
 /// viewer: the WebSocket is closed when the session is kicked.
-pub async fn ws_flv_session(
+pub(super) async fn ws_flv_session(
     socket: WebSocket,
     session: SessionGuard,
     sub: Subscription,

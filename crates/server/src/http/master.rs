@@ -14,7 +14,7 @@ use crate::hub::{Hub, StreamKey};
 
 /// One variant, as the master playlist lists it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Variant {
+pub(crate) struct Variant {
     pub uri: String,
     pub bandwidth: u64,
     pub average_bandwidth: u64,
@@ -26,7 +26,7 @@ pub struct Variant {
 
 /// What the hub knows of a stream, as a variant at `uri`; `None` while it has no
 /// media yet. `configured`: a rendition's encoder rate (bits/s).
-pub fn variant(
+pub(crate) fn variant(
     hub: &Hub,
     key: &StreamKey,
     uri: String,
@@ -74,7 +74,7 @@ pub fn variant(
 }
 
 /// Renders the master playlist, variants ordered by bandwidth (lowest first).
-pub fn render(mut variants: Vec<Variant>) -> Vec<u8> {
+pub(crate) fn render(mut variants: Vec<Variant>) -> Vec<u8> {
     variants.sort_by_key(|v| v.bandwidth);
     let playlist = MasterPlaylist {
         version: Some(3),

@@ -16,8 +16,8 @@
 //! a path to a file, but names must still be what they look like.
 
 mod live;
-pub mod master;
-pub mod page;
+pub(crate) mod master;
+pub(crate) mod page;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +35,10 @@ use crate::hub::{Hub, StreamKey};
 use crate::live_hls::HlsStore;
 
 /// Longest request path accepted (stream names are short; this only stops abuse).
-pub const MAX_PATH_LEN: usize = 1024;
+pub(crate) const MAX_PATH_LEN: usize = 1024;
 
 #[derive(Clone)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     pub hub: Arc<Hub>,
     pub hls: Arc<HlsStore>,
     pub flush_interval: Duration,
@@ -53,9 +53,9 @@ pub struct HttpState {
 
 /// Gives the rendition streams of a source stream, with their configured bitrate
 /// (video + audio, bits/s).
-pub type Renditions = Arc<dyn Fn(&StreamKey) -> Vec<(StreamKey, u64)> + Send + Sync>;
+pub(crate) type Renditions = Arc<dyn Fn(&StreamKey) -> Vec<(StreamKey, u64)> + Send + Sync>;
 
-pub fn router(state: HttpState, api: Router, allow_origin: &str) -> Router {
+pub(crate) fn router(state: HttpState, api: Router, allow_origin: &str) -> Router {
     let cors = if allow_origin.is_empty() {
         None
     } else {

@@ -35,7 +35,7 @@ const MPEGTS_JS: &[u8] = include_bytes!(concat!(
     "/web/node_modules/mpegts.js/dist/mpegts.js"
 ));
 
-pub fn routes() -> Router<HttpState> {
+pub(crate) fn routes() -> Router<HttpState> {
     Router::new()
         .route("/", asset!("text/html; charset=utf-8", INDEX))
         .route("/index.html", asset!("text/html; charset=utf-8", INDEX))

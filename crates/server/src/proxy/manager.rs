@@ -39,7 +39,7 @@ use crate::redact::redact;
 const CHANNEL: usize = 512;
 
 #[derive(Debug, Clone)]
-pub struct ProxySettings {
+pub(crate) struct ProxySettings {
     pub retry_delay: Duration,
     pub retry_max_delay: Duration,
     pub timeout: Duration,
@@ -49,7 +49,7 @@ pub struct ProxySettings {
 }
 
 impl ProxySettings {
-    pub fn from_config(c: &Config) -> Self {
+    pub(crate) fn from_config(c: &Config) -> Self {
         let p = &c.proxy;
         ProxySettings {
             retry_delay: Duration::from_millis(p.retry_delay_ms),
@@ -64,7 +64,7 @@ impl ProxySettings {
 
 /// What a proxy is doing, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyState {
+pub(crate) struct ProxyState {
     /// "connecting", "playing" / "pushing", "retrying", "idle" (on demand, no
     /// viewers), "waiting for the local stream", "failed" (retries exhausted).
     pub status: &'static str,
@@ -154,14 +154,14 @@ struct Inner {
 }
 
 #[derive(Clone)]
-pub struct ProxyManager {
+pub(crate) struct ProxyManager {
     inner: Arc<Inner>,
 }
 
 /// Why a proxy was not added. Each names what was wrong; `api/` turns them into
 /// ZLMediaKit codes and messages.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum AddProxyError {
+pub(crate) enum AddProxyError {
     /// A parameter that cannot be used (`url`, `dst_url`, `rtp_type`, `app/stream`,
     /// `timeout_sec`), and why.
     #[error("invalid parameter {name}: {why}")]
@@ -176,7 +176,7 @@ pub enum AddProxyError {
 
 /// One pull proxy, as listStreamProxy and getProxyInfo show it.
 #[derive(Debug, Clone)]
-pub struct PullInfo {
+pub(crate) struct PullInfo {
     pub key: String,
     /// Its spec, with any password in the URL hidden.
     pub spec: PullSpec,
@@ -187,7 +187,7 @@ pub struct PullInfo {
 
 /// One push proxy, as listStreamPusherProxy shows it.
 #[derive(Debug, Clone)]
-pub struct PushInfo {
+pub(crate) struct PushInfo {
     pub key: String,
     /// Its spec, with any password in the URL hidden.
     pub spec: PushSpec,
@@ -196,13 +196,13 @@ pub struct PushInfo {
     pub state: ProxyState,
 }
 
-pub fn pull_key(spec: &PullSpec) -> String {
+pub(crate) fn pull_key(spec: &PullSpec) -> String {
     format!("{}/{}/{}", spec.vhost, spec.app, spec.stream)
 }
 
 /// ZLMediaKit's pusher key is `{schema}/{vhost}/{app}/{stream}/{md5(dst_url)}`;
 /// ferrocast's has a 64-bit FNV-1a hash of the URL instead (no crypto needed).
-pub fn push_key(spec: &PushSpec) -> String {
+pub(crate) fn push_key(spec: &PushSpec) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in spec.url.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
@@ -215,7 +215,7 @@ fn key_of(vhost: &str, app: &str, stream: &str) -> StreamKey {
 }
 
 impl ProxyManager {
-    pub fn new(
+    pub(crate) fn new(
         hub: Arc<Hub>,
         hls: Arc<crate::live_hls::HlsStore>,
         recorder: Recorder,
@@ -236,7 +236,7 @@ impl ProxyManager {
 
     /// Starts the proxies of the config file and of the store, and listens for
     /// players asking for on-demand streams.
-    pub fn start(&self, config: &Config) {
+    pub(crate) fn start(&self, config: &Config) {
         let me = Arc::downgrade(&self.inner);
         self.inner.hub.add_on_demand(move |key| {
             let Some(inner) = me.upgrade() else { return };
@@ -279,7 +279,11 @@ impl ProxyManager {
     }
 
     /// addStreamProxy. Returns the key.
-    pub fn add_pull(&self, spec: PullSpec, persistent: bool) -> Result<String, AddProxyError> {
+    pub(crate) fn add_pull(
+        &self,
+        spec: PullSpec,
+        persistent: bool,
+    ) -> Result<String, AddProxyError> {
         check_pull_url(&spec.url)
             .map_err(|why| AddProxyError::InvalidParameter { name: "url", why })?;
         if !matches!(spec.rtsp_transport.as_str(), "tcp" | "udp") {
@@ -316,7 +320,7 @@ impl ProxyManager {
 
     /// delStreamProxy: `true` if it existed. Its stream ends (players get the end
     /// after continue_push).
-    pub async fn del_pull(&self, key: &str) -> bool {
+    pub(crate) async fn del_pull(&self, key: &str) -> bool {
         let entry = self.inner.pulls.lock().unwrap().remove(key);
         let Some(entry) = entry else { return false };
         stop_entry(&entry).await;
@@ -336,7 +340,11 @@ impl ProxyManager {
     }
 
     /// addStreamPusherProxy. Returns the key.
-    pub fn add_push(&self, spec: PushSpec, persistent: bool) -> Result<String, AddProxyError> {
+    pub(crate) fn add_push(
+        &self,
+        spec: PushSpec,
+        persistent: bool,
+    ) -> Result<String, AddProxyError> {
         check_push_url(&spec.url).map_err(|why| AddProxyError::InvalidParameter {
             name: "dst_url",
             why,
@@ -362,7 +370,7 @@ impl ProxyManager {
     }
 
     /// delStreamPusherProxy: `true` if it existed.
-    pub async fn del_push(&self, key: &str) -> bool {
+    pub(crate) async fn del_push(&self, key: &str) -> bool {
         let entry = self.inner.pushes.lock().unwrap().remove(key);
         let Some(entry) = entry else { return false };
         stop_entry(&entry).await;
@@ -374,19 +382,19 @@ impl ProxyManager {
     }
 
     /// listStreamProxy: every pull proxy, by key.
-    pub fn list_pulls(&self) -> Vec<PullInfo> {
+    pub(crate) fn list_pulls(&self) -> Vec<PullInfo> {
         let pulls = self.inner.pulls.lock().unwrap();
         pulls.iter().map(|(k, e)| pull_info(k, e)).collect()
     }
 
     /// getProxyInfo.
-    pub fn pull_info(&self, key: &str) -> Option<PullInfo> {
+    pub(crate) fn pull_info(&self, key: &str) -> Option<PullInfo> {
         let pulls = self.inner.pulls.lock().unwrap();
         pulls.get(key).map(|e| pull_info(key, e))
     }
 
     /// listStreamPusherProxy: every push proxy, by key.
-    pub fn list_pushes(&self) -> Vec<PushInfo> {
+    pub(crate) fn list_pushes(&self) -> Vec<PushInfo> {
         let pushes = self.inner.pushes.lock().unwrap();
         pushes
             .iter()
@@ -403,7 +411,7 @@ impl ProxyManager {
     }
 
     /// Stops every proxy (on shutdown).
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let pulls: Vec<_> = std::mem::take(&mut *self.inner.pulls.lock().unwrap())
             .into_values()
             .collect();

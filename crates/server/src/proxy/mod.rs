@@ -11,12 +11,12 @@
 use bytes::Bytes;
 use thiserror::Error;
 
-pub mod rtmp;
-pub mod rtsp;
+pub(crate) mod rtmp;
+pub(crate) mod rtsp;
 
 /// What an FLV tag body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaKind {
+pub(crate) enum MediaKind {
     Video,
     Audio,
     /// An AMF0 `@setDataFrame`/`onMetaData` body.
@@ -26,7 +26,7 @@ pub enum MediaKind {
 /// One message from a remote source, as an FLV tag body (the same bytes an RTMP
 /// publisher sends): video and audio sequence headers first, then frames.
 #[derive(Debug, Clone)]
-pub struct Media {
+pub(crate) struct Media {
     pub kind: MediaKind,
     /// Decode timestamp, milliseconds.
     pub timestamp: u32,
@@ -36,7 +36,7 @@ pub struct Media {
 /// Why a proxy connection failed. The message is what the API shows as the proxy's
 /// last error, so it names the remote and the fault.
 #[derive(Debug, Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     #[error("invalid URL: {0}")]
     BadUrl(String),
     #[error("cannot connect to {addr}: {reason}")]
@@ -61,6 +61,6 @@ pub enum ProxyError {
     Io(#[from] std::io::Error),
 }
 
-pub mod manager;
+pub(crate) mod manager;
 
-pub use crate::config::values::{check_pull_url, check_push_url};
+pub(crate) use crate::config::values::{check_pull_url, check_push_url};

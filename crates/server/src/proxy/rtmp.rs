@@ -84,7 +84,7 @@ use crate::hub::{Packet, PacketKind, Subscription, SubscriptionEnd};
 /// How long a write may stay blocked before the remote counts as no longer reading.
 /// Longer than any TCP hiccup on a working link; short enough that a stuck push is
 /// noticed and restarted while the hub's ring still holds the recent GOP.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the polite end (closeStream / FCUnpublish, deleteStream, TLS
 /// close_notify) may take before the socket is dropped anyway.
@@ -110,7 +110,7 @@ const MAX_EARLY_EVENTS: usize = 64;
 
 /// How to reach the remote.
 #[derive(Debug, Clone)]
-pub struct RtmpOptions {
+pub(crate) struct RtmpOptions {
     /// Bounds DNS, TCP connect, TLS, the RTMP handshake, `connect` and the start of
     /// play or publish, all together.
     pub connect_timeout: Duration,
@@ -133,7 +133,7 @@ impl Default for RtmpOptions {
 ///
 /// "The remote ends the stream" is Stream EOF or `NetStream.Play.UnpublishNotify` /
 /// `NetStream.Play.Stop`; a connection that just closes is [`ProxyError::Closed`].
-pub async fn pull(
+pub(crate) async fn pull(
     url: &str,
     opts: &RtmpOptions,
     tx: mpsc::Sender<Media>,
@@ -199,7 +199,11 @@ pub async fn pull(
 /// Publishes what `sub` delivers to `url` (rtmp:// or rtmps://): metadata, sequence
 /// headers, frames. Returns Ok(()) when the local stream ends (subscription end), Err
 /// when the remote fails or refuses, or stops reading for [`WRITE_TIMEOUT`].
-pub async fn push(url: &str, opts: &RtmpOptions, sub: Subscription) -> Result<(), ProxyError> {
+pub(crate) async fn push(
+    url: &str,
+    opts: &RtmpOptions,
+    sub: Subscription,
+) -> Result<(), ProxyError> {
     push_with(url, opts, sub, WRITE_TIMEOUT).await
 }
 

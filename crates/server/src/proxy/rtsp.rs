@@ -86,7 +86,7 @@ use crate::redact::redact;
 
 /// RTP transport to ask the server for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RtspTransport {
+pub(crate) enum RtspTransport {
     /// RTP interleaved in the RTSP TCP connection: works through NAT and firewalls
     /// and never loses packets, so it is the usual choice.
     Tcp,
@@ -95,7 +95,7 @@ pub enum RtspTransport {
 }
 
 #[derive(Clone, Debug)]
-pub struct RtspOptions {
+pub(crate) struct RtspOptions {
     pub transport: RtspTransport,
     /// Bounds connecting plus DESCRIBE, SETUP and PLAY; not the stream after it
     /// (the proxy manager watches for stalls).
@@ -115,7 +115,7 @@ const DEFAULT_PORT: u16 = 554;
 /// Credentials in the URL's userinfo are given to retina (Basic or Digest, as the
 /// server asks) and removed from the URL it sends. `opts.connect_timeout` bounds the
 /// time until `PLAY` is answered.
-pub async fn pull(
+pub(crate) async fn pull(
     url: &str,
     opts: &RtspOptions,
     tx: mpsc::Sender<Media>,

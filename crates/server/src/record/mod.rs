@@ -17,11 +17,12 @@
 //! A write error (a full disk) stops that recording with one logged error and a
 //! state the API shows ([`Recorder::last_error`]); nothing else is disturbed.
 //!
-//! Every file started and finished is announced as a [`RecordEvent`] (what the
-//! on_record_mp4 / on_record_ts webhooks will send).
+//! Every file started and finished is described by a [`RecordEvent`] and logged in
+//! one place ([`TaskContext::emit`]); the on_record_mp4 / on_record_ts webhooks
+//! (issue 11) are to be fed from there.
 
-pub mod hls_recorder;
-pub mod mp4;
+pub(crate) mod hls_recorder;
+pub(crate) mod mp4;
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -29,7 +30,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -37,14 +38,14 @@ use crate::hub::{Hub, Stream, StreamKey};
 
 /// What is recorded (startRecord's `type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordKind {
+pub(crate) enum RecordKind {
     Hls,
     Mp4,
 }
 
 impl RecordKind {
     /// ZLMediaKit's `type` parameter: 0 HLS, 1 MP4.
-    pub fn from_type(t: &str) -> Option<Self> {
+    pub(crate) fn from_type(t: &str) -> Option<Self> {
         match t.trim() {
             "0" => Some(RecordKind::Hls),
             "1" => Some(RecordKind::Mp4),
@@ -52,7 +53,7 @@ impl RecordKind {
         }
     }
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             RecordKind::Hls => "hls",
             RecordKind::Mp4 => "mp4",
@@ -62,7 +63,7 @@ impl RecordKind {
 
 /// Settings read when a recording starts (so `setServerConfig` applies to the next one).
 #[derive(Debug, Clone)]
-pub struct RecordSettings {
+pub(crate) struct RecordSettings {
     pub root: PathBuf,
     pub max_second: u64,
     pub fragment_ms: u32,
@@ -72,7 +73,7 @@ pub struct RecordSettings {
 }
 
 impl RecordSettings {
-    pub fn from_config(c: &Config) -> Self {
+    pub(crate) fn from_config(c: &Config) -> Self {
         RecordSettings {
             root: c.record_dir(),
             max_second: c.record.max_second,
@@ -86,7 +87,7 @@ impl RecordSettings {
 
 /// A file of a recording started or finished.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RecordEvent {
+pub(crate) enum RecordEvent {
     FileStarted {
         kind: RecordKind,
         key: StreamKey,
@@ -106,7 +107,7 @@ pub enum RecordEvent {
 }
 
 #[derive(Debug, Error, PartialEq)]
-pub enum RecordError {
+pub(crate) enum RecordError {
     #[error("can not find the stream")]
     StreamNotFound,
     #[error("invalid customized_path: {0}")]
@@ -115,7 +116,7 @@ pub enum RecordError {
 
 /// Options of one recording.
 #[derive(Debug, Clone)]
-pub struct StartOptions {
+pub(crate) struct StartOptions {
     /// Where this recording's `{app}/{stream}/...` tree goes.
     pub root: PathBuf,
     pub max_second: u64,
@@ -133,14 +134,13 @@ struct Inner {
     settings: RwLock<RecordSettings>,
     active: Mutex<HashMap<(StreamKey, RecordKind), Arc<Active>>>,
     errors: Mutex<HashMap<(StreamKey, RecordKind), String>>,
-    events: broadcast::Sender<RecordEvent>,
     /// Set by [`Recorder::shutdown`]: no recording starts any more.
     closed: std::sync::atomic::AtomicBool,
 }
 
 /// All recordings of the server.
 #[derive(Clone)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     inner: Arc<Inner>,
 }
 
@@ -149,11 +149,10 @@ pub struct Recorder {
 pub(crate) struct TaskContext {
     pub key: StreamKey,
     pub opts: StartOptions,
-    pub events: broadcast::Sender<RecordEvent>,
 }
 
 impl TaskContext {
-    pub fn emit(&self, e: RecordEvent) {
+    pub(crate) fn emit(&self, e: RecordEvent) {
         match &e {
             RecordEvent::FileStarted { kind, path, .. } => {
                 tracing::info!(stream = %self.key, kind = kind.label(), path = %path.display(), "recording file started")
@@ -168,12 +167,11 @@ impl TaskContext {
                 tracing::info!(stream = %self.key, kind = kind.label(), path = %path.display(), duration_ms, size, "recording file finished")
             }
         }
-        let _ = self.events.send(e);
     }
 
     /// `{root}/{app}/{stream}/{YYYY-MM-DD}/{HH-MM-SS}{ext}`, with a suffix if that
     /// name is taken (two files started within one second).
-    pub fn new_path(&self, start_unix: u64, ext: &str) -> PathBuf {
+    pub(crate) fn new_path(&self, start_unix: u64, ext: &str) -> PathBuf {
         let (date, time) = date_time(start_unix);
         let dir = self.opts.root.join(stream_dir(&self.key)).join(date);
         let mut path = dir.join(format!("{time}{ext}"));
@@ -187,21 +185,20 @@ impl TaskContext {
 }
 
 impl Recorder {
-    pub fn new(hub: Arc<Hub>, settings: RecordSettings) -> Self {
+    pub(crate) fn new(hub: Arc<Hub>, settings: RecordSettings) -> Self {
         Recorder {
             inner: Arc::new(Inner {
                 hub,
                 settings: RwLock::new(settings),
                 active: Mutex::new(HashMap::new()),
                 errors: Mutex::new(HashMap::new()),
-                events: broadcast::channel(256).0,
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
 
     /// Starts the per-app automatic recordings of every new stream.
-    pub fn attach(&self) {
+    pub(crate) fn attach(&self) {
         let me = self.clone();
         self.inner.hub.add_on_new_stream(move |stream| {
             let s = me.settings();
@@ -216,16 +213,12 @@ impl Recorder {
         });
     }
 
-    pub fn settings(&self) -> RecordSettings {
+    pub(crate) fn settings(&self) -> RecordSettings {
         self.inner.settings.read().unwrap().clone()
     }
 
-    pub fn set_settings(&self, s: RecordSettings) {
+    pub(crate) fn set_settings(&self, s: RecordSettings) {
         *self.inner.settings.write().unwrap() = s;
-    }
-
-    pub fn subscribe_events(&self) -> broadcast::Receiver<RecordEvent> {
-        self.inner.events.subscribe()
     }
 
     fn default_options(&self) -> StartOptions {
@@ -239,7 +232,7 @@ impl Recorder {
     }
 
     /// The record root for a `customized_path` (relative, inside the record dir).
-    pub fn root_for(&self, customized_path: Option<&str>) -> Result<PathBuf, RecordError> {
+    pub(crate) fn root_for(&self, customized_path: Option<&str>) -> Result<PathBuf, RecordError> {
         let root = self.settings().root;
         match customized_path.map(str::trim).filter(|p| !p.is_empty()) {
             None => Ok(root),
@@ -248,7 +241,7 @@ impl Recorder {
     }
 
     /// startRecord. `Ok(false)`: it was already recording (nothing changes).
-    pub fn start(
+    pub(crate) fn start(
         &self,
         key: &StreamKey,
         kind: RecordKind,
@@ -297,7 +290,6 @@ impl Recorder {
         let ctx = TaskContext {
             key: key.clone(),
             opts,
-            events: self.inner.events.clone(),
         };
         let inner = self.inner.clone();
         let me = entry.clone();
@@ -337,7 +329,7 @@ impl Recorder {
 
     /// stopRecord: finishes the recording and returns once its files are complete.
     /// `false` if it was not recording.
-    pub async fn stop(&self, key: &StreamKey, kind: RecordKind) -> bool {
+    pub(crate) async fn stop(&self, key: &StreamKey, kind: RecordKind) -> bool {
         let entry = self
             .inner
             .active
@@ -351,7 +343,7 @@ impl Recorder {
         true
     }
 
-    pub fn is_recording(&self, key: &StreamKey, kind: RecordKind) -> bool {
+    pub(crate) fn is_recording(&self, key: &StreamKey, kind: RecordKind) -> bool {
         self.inner
             .active
             .lock()
@@ -360,7 +352,7 @@ impl Recorder {
     }
 
     /// Why the last recording of this kind stopped on its own, if it failed.
-    pub fn last_error(&self, key: &StreamKey, kind: RecordKind) -> Option<String> {
+    pub(crate) fn last_error(&self, key: &StreamKey, kind: RecordKind) -> Option<String> {
         self.inner
             .errors
             .lock()
@@ -369,12 +361,12 @@ impl Recorder {
             .cloned()
     }
 
-    pub fn in_progress(&self) -> usize {
+    pub(crate) fn in_progress(&self) -> usize {
         self.inner.active.lock().unwrap().len()
     }
 
     /// Finishes every recording (on shutdown).
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let all: Vec<_> = {
             let mut active = self.inner.active.lock().unwrap();
             self.inner
@@ -390,7 +382,7 @@ impl Recorder {
 
     /// getMP4RecordFile: without `period`, the days that have MP4 recordings; with
     /// it (`YYYY-MM-DD`), that day's files. Returns (paths, root dir).
-    pub fn list_mp4(
+    pub(crate) fn list_mp4(
         &self,
         key: &StreamKey,
         period: Option<&str>,
@@ -497,7 +489,7 @@ pub(crate) fn now_unix() -> u64 {
 }
 
 /// (`YYYY-MM-DD`, `HH-MM-SS`) in UTC: a recording's directory and file names.
-pub fn date_time(unix: u64) -> (String, String) {
+pub(crate) fn date_time(unix: u64) -> (String, String) {
     let (y, m, d) = ferrocast_proto::time::civil_from_days((unix / 86_400) as i64);
     let secs = unix % 86_400;
     (
@@ -514,7 +506,7 @@ pub(crate) struct FileSink {
 }
 
 impl FileSink {
-    pub async fn create(path: PathBuf) -> std::io::Result<Self> {
+    pub(crate) async fn create(path: PathBuf) -> std::io::Result<Self> {
         let p = path.clone();
         let file = tokio::task::spawn_blocking(move || {
             if let Some(dir) = p.parent() {
@@ -543,7 +535,7 @@ impl FileSink {
     /// Appends `pieces` in order. On a write error (a full disk) the file is cut
     /// back to where this append began, so it never ends in half a fragment header
     /// (a player could not open it) but at the end of the last whole fragment.
-    pub async fn append(&mut self, pieces: Vec<bytes::Bytes>) -> std::io::Result<()> {
+    pub(crate) async fn append(&mut self, pieces: Vec<bytes::Bytes>) -> std::io::Result<()> {
         if pieces.is_empty() {
             return Ok(());
         }
@@ -569,7 +561,10 @@ impl FileSink {
     }
 
     /// Overwrites bytes at absolute offsets, then flushes the file to disk.
-    pub async fn patch_and_sync(&mut self, patches: Vec<(u64, [u8; 4])>) -> std::io::Result<()> {
+    pub(crate) async fn patch_and_sync(
+        &mut self,
+        patches: Vec<(u64, [u8; 4])>,
+    ) -> std::io::Result<()> {
         let f = self.take()?;
         let (f, r) = tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
@@ -588,7 +583,7 @@ impl FileSink {
         r
     }
 
-    pub async fn sync(&mut self) -> std::io::Result<()> {
+    pub(crate) async fn sync(&mut self) -> std::io::Result<()> {
         self.patch_and_sync(Vec::new()).await
     }
 }
