@@ -110,6 +110,8 @@ fuzz_target!(|data: &[u8]| {
             // A failed session must keep refusing input without panicking.
             let _ = server.handle_input(part);
             drain(&mut server);
+            // The close line's summary is built from hostile names: it must not panic.
+            let _ = server.tolerated().to_string();
             return;
         }
         drain(&mut server);
@@ -119,5 +121,6 @@ fuzz_target!(|data: &[u8]| {
         server.app_params(),
         server.bytes_received(),
         server.out_chunk_size(),
+        server.tolerated().to_string(),
     );
 });
