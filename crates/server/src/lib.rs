@@ -116,6 +116,9 @@
 // only `serve` and `config` (the binary's needs) and the modules the in-process
 // end-to-end tests drive (`hub`, `rtmp`, `transcode`: tests/transcode_ffmpeg.rs).
 #![warn(unreachable_pub)]
+// This page is a manual of the crate's internals, meant to be read with
+// `cargo doc --document-private-items`; its links to private items are on purpose.
+#![allow(rustdoc::private_intra_doc_links)]
 
 mod api;
 mod backoff;
