@@ -384,7 +384,13 @@ fn watch_publish(
 /// every segment and their concatenation are what a player needs.
 #[test]
 fn hls_30s_publish() {
-    let srv = start_server("hls_30s_publish", 8000);
+    // The checks after the end (every segment probed and decoded: some 45 ffmpeg runs)
+    // can take longer than the default 10 s a finished stream's HLS is kept, and the
+    // re-fetch and expiry checks below must meet the finished stream, not its absence.
+    let srv = Server::start(
+        "hls_30s_publish",
+        "[general]\ncontinue_push_ms = 500\nmax_stream_wait_ms = 8000\n[hls]\nkeep_after_end_ms = 120000\n",
+    );
     let publisher = publish_file(&srv, "publisher", "x", &["-stream_loop", "2"]);
     let mut w = HlsWatch::new("x");
 
