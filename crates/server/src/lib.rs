@@ -26,8 +26,7 @@
 //! the same packets with its own cursor. Wire bytes are built once per stream, not
 //! per viewer: a packet caches its RTMP chunks and its FLV tag on first use, and HLS
 //! segments are muxed once by one task per stream. (One exception, for now: each
-//! HTTP-TS viewer runs its own MPEG-TS muxer, whose continuity counters start with
-//! that viewer.) A new subscriber gets the GOP
+//! HTTP-TS viewer runs its own MPEG-TS muxer.) A new subscriber gets the GOP
 //! cache (metadata, sequence headers, frames since the last keyframe) and then the
 //! ring, taken under one lock so there is no gap and no duplicate.
 //!
