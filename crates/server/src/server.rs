@@ -89,7 +89,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         transcoder.clone(),
         config.clone(),
         config_path,
-    );
+    )?;
     let mut extra = api::routes(api_state);
     if config.record.serve_http {
         // Recordings with Range (seeking), conditional requests and no path escapes.

@@ -232,30 +232,90 @@ fn auth_params_and_media_list() {
 
 #[test]
 fn generated_secret_and_ip_range() {
-    // No secret configured: one is generated and logged once; it works.
-    let server = Server::start("api_gen", "");
+    use std::os::unix::fs::PermissionsExt;
+    // No secret configured: one is generated into {data_dir}/api_secret (mode 0600);
+    // the log names the file, never the value; it works as secret= and as a Bearer token.
+    let mut server = Server::start("api_gen", "");
     let log = server.wait_for_log(&["api.secret is not configured"], Duration::from_secs(5));
-    let line = log
-        .lines()
-        .find(|l| l.contains("api.secret is not configured"))
-        .unwrap()
-        .to_owned();
-    let secret = line
-        .split("secret=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches('"')
-        .to_owned();
-    assert_eq!(secret.len(), 32, "{line}");
+    let file = server.dir.join("data").join("api_secret");
+    let secret = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert_eq!(secret.len(), 32, "{secret:?}");
+    assert!(secret.chars().all(|c| c.is_ascii_hexdigit()), "{secret:?}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "api_secret mode {mode:o}");
+    assert!(
+        !log.contains(&secret),
+        "the secret's value is in the log:\n{log}"
+    );
+    assert!(log.contains("api_secret"), "the log names the file:\n{log}");
     assert_eq!(log.matches("api.secret is not configured").count(), 1);
     assert_eq!(
         api_code(&api(&server, "getMediaList", &format!("secret={secret}"))),
         0
     );
     assert_eq!(api_code(&api(&server, "getMediaList", "secret=")), -100);
+    // Right length, wrong value: refused like any other wrong secret.
+    let wrong: String = secret
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    assert_eq!(
+        api_code(&api(&server, "getMediaList", &format!("secret={wrong}"))),
+        -100
+    );
+    let bearer = format!("Bearer {secret}");
+    let v = api_request(
+        &server,
+        "GET",
+        "getMediaList",
+        "",
+        None,
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(api_code(&v), 0, "{v}");
+    let bad = format!("Bearer {wrong}");
+    let v = api_request(
+        &server,
+        "GET",
+        "getMediaList",
+        "",
+        None,
+        &[("Authorization", &bad)],
+    );
+    assert_eq!(api_code(&v), -100, "{v}");
+    // A restart keeps the secret: scripts go on working.
+    server.restart();
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), secret);
+    assert_eq!(
+        api_code(&api(&server, "getMediaList", &format!("secret={secret}"))),
+        0
+    );
+    // setServerConfig: a new secret replaces it; emptying api.secret is refused.
+    let v = api(
+        &server,
+        "setServerConfig",
+        &format!("secret={secret}&api.secret=operator-chosen-1234"),
+    );
+    assert_eq!(api_code(&v), 0, "{v}");
+    assert_eq!(
+        api_code(&api(&server, "getMediaList", "secret=operator-chosen-1234")),
+        0
+    );
+    assert_eq!(
+        api_code(&api(&server, "getMediaList", &format!("secret={secret}"))),
+        -100
+    );
+    let v = api(
+        &server,
+        "setServerConfig",
+        "secret=operator-chosen-1234&api.secret=",
+    );
+    assert_eq!(api_code(&v), -300, "{v}");
+    assert_eq!(api_code(&api(&server, "getMediaList", "secret=")), -100);
+    assert_eq!(
+        api_code(&api(&server, "getMediaList", "secret=operator-chosen-1234")),
+        0
+    );
 
     // A caller outside allow_ip_range is refused even with the right secret.
     let server = Server::start(

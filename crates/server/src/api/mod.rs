@@ -4,10 +4,11 @@
 //! `code` (0 success, -100 auth failed, -300 invalid arguments, -500 not found,
 //! -1 other failure) and a `msg` on failure.
 //!
-//! Auth: the caller's address must be in `api.allow_ip_range` and `secret` must equal
-//! `api.secret`. There is no well-known default secret: with none configured a random
-//! one is generated at start and logged once. The OpenAPI document of every endpoint
-//! is served without auth at `/index/api/openapi.json`.
+//! Auth: the caller's address must be in `api.allow_ip_range` and the secret
+//! (`Authorization: Bearer`, or the `secret` parameter) must equal `api.secret`, or,
+//! when none is configured, the one in `{data_dir}/api_secret` ([`secret`]). There is no
+//! well-known default secret. The OpenAPI document of every endpoint is served
+//! without auth at `/index/api/openapi.json`.
 
 // Handlers return `Err(Response)` for the early exits of a request (a -300 or -500
 // answer); it is built once per request, so boxing it would buy nothing.
@@ -20,12 +21,12 @@ mod media;
 mod params;
 mod proxy;
 mod record;
+mod secret;
 mod server;
 mod snap;
 mod transcode;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -91,16 +92,10 @@ impl ApiState {
         transcoder: Transcoder,
         config: Config,
         config_path: Option<PathBuf>,
-    ) -> Arc<Self> {
-        let secret = if config.api.secret.is_empty() {
-            let s = random_secret();
-            tracing::warn!(secret = %s, "api.secret is not configured: generated one for this run (set api.secret to keep it)");
-            s
-        } else {
-            config.api.secret.clone()
-        };
+    ) -> Result<Arc<Self>, String> {
+        let secret = effective_secret(&config)?;
         let allowed = IpRanges::parse(&config.api.allow_ip_range).unwrap_or_default();
-        Arc::new(ApiState {
+        Ok(Arc::new(ApiState {
             hub,
             recorder,
             proxies,
@@ -113,24 +108,28 @@ impl ApiState {
             loads: load::start_sampler(),
             snaps: snap::SnapCache::default(),
             config_edit: tokio::sync::Mutex::new(()),
-        })
+        }))
     }
 }
 
-fn random_secret() -> String {
-    let mut out = String::new();
-    for i in 0..2u64 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(i);
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        out.push_str(&format!("{:016x}", h.finish()));
+/// The secret callers must give: `api.secret`, or when that is empty the one in
+/// `{data_dir}/api_secret` (made on first start; see [`secret`]).
+fn effective_secret(config: &Config) -> Result<String, String> {
+    if !config.api.secret.is_empty() {
+        return Ok(config.api.secret.clone());
     }
-    out
+    let (s, path, made) = secret::load_or_create(&config.data_dir).map_err(|e| {
+        format!(
+            "cannot read or create the API secret file in {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    if made {
+        tracing::warn!(file = %path.display(), "api.secret is not configured: generated a secret into this file (mode 0600); pass it as secret= or Authorization: Bearer");
+    } else {
+        tracing::info!(file = %path.display(), "api.secret is not configured: using the secret in this file");
+    }
+    Ok(s)
 }
 
 pub(crate) fn routes(state: Arc<ApiState>) -> Router {
@@ -169,7 +168,16 @@ async fn handle(
         Ok(p) => p,
         Err(e) => return fail(-300, e),
     };
-    let secret_ok = p.get("secret").map(String::as_str) == Some(st.secret.read().unwrap().as_str());
+    // `Authorization: Bearer` is preferred where the client allows (no secret in URLs
+    // and proxy logs); `secret=` stays for ZLMediaKit scripts.
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .or_else(|| p.get("secret").map(String::as_str))
+        .unwrap_or("");
+    let secret_ok = secret::matches(given, &st.secret.read().unwrap());
     if !secret_ok {
         tracing::warn!(%peer, api = %name, "API call refused: wrong or missing secret");
         return fail(-100, "Please login first: wrong or missing secret");
@@ -239,11 +247,5 @@ mod tests {
             ("2", "true", "z")
         );
         assert!(params(HashMap::new(), &h, b"{nope").is_err());
-    }
-
-    #[test]
-    fn secret_is_never_the_same_twice() {
-        assert_ne!(random_secret(), random_secret());
-        assert_eq!(random_secret().len(), 32);
     }
 }

@@ -111,6 +111,7 @@ async fn set_server_config(st: &ApiState, p: &Params) -> Result<Response, Respon
         *st.allowed.write().unwrap() = IpRanges::parse(&new.api.allow_ip_range).unwrap_or_default();
     }
     if changed.iter().any(|k| k == "api.secret") {
+        // Never empty: config_edit refuses to empty it over the API.
         *st.secret.write().unwrap() = new.api.secret.clone();
     }
     *st.config.write().unwrap() = new.clone();

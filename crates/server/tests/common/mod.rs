@@ -1389,6 +1389,18 @@ pub fn api_call(
     query: &str,
     body: Option<(&str, &str)>,
 ) -> serde_json::Value {
+    api_request(server, method, name, query, body, &[])
+}
+
+/// An API call with extra request headers (`("Authorization", "Bearer ...")`).
+pub fn api_request(
+    server: &Server,
+    method: &str,
+    name: &str,
+    query: &str,
+    body: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+) -> serde_json::Value {
     let path = if query.is_empty() {
         format!("/index/api/{name}")
     } else {
@@ -1397,6 +1409,9 @@ pub fn api_call(
     let mut s = TcpStream::connect_timeout(&server.http, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
     if let Some((ct, b)) = body {
         req.push_str(&format!(
             "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{b}",
