@@ -17,6 +17,7 @@ LAYERS = {
     "config": (1, 0),
     "backoff": (2, 0),
     "redact": (2, 0),
+    "files": (2, 0),
     "hub": (3, 0),
     "metrics": (4, 0),
     "rtmp": (5, 0),

@@ -88,8 +88,9 @@
 //! list (`scripts/check-layers.sh` checks it in the test script):
 //! 1. [`config`]: settings and the value types more than one module validates
 //!    (allow-lists, URL rules, the default vhost). Imports nothing of ours.
-//! 2. [`backoff`] (the reconnection delay rule) and [`redact`] (passwords out of URLs
-//!    in logs and answers): small rules several modules share. Import nothing of ours.
+//! 2. [`backoff`] (the reconnection delay rule), [`redact`] (passwords out of URLs
+//!    in logs and answers) and [`files`] (crash-safe small files): small rules
+//!    several modules share. Import nothing of ours.
 //! 3. [`hub`]: streams, fan-out, sessions.
 //! 4. [`metrics`]: Prometheus counters and the scrape-time view of the hub.
 //! 5. Inputs and outputs: [`rtmp`], [`live_hls`], [`record`]; then [`http`] (serves
@@ -124,6 +125,7 @@
 mod api;
 mod backoff;
 pub mod config;
+mod files;
 mod http;
 pub mod hub;
 mod live_hls;

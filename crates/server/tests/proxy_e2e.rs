@@ -657,3 +657,69 @@ fn rtmps_pull_and_push_through_tls() {
         "pushed over rtmps to nginx",
     );
 }
+
+/// proxies.json carries credentials and the operator's work: it is written whole
+/// with mode 0600, and a file that cannot be read is moved aside, never overwritten.
+#[test]
+fn proxy_store_is_private_and_never_overwritten_when_corrupt() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut server = Server::start("proxy_store", &config(""));
+    let add = |server: &Server, stream: &str| {
+        let v = api(
+            server,
+            "addStreamProxy",
+            &s(&format!(
+                "app=live&stream={stream}&on_demand=1&url=rtsp://u:pw@127.0.0.1:9/{stream}"
+            )),
+        );
+        assert_eq!(api_code(&v), 0, "{v}");
+    };
+    add(&server, "one");
+    let store = server.dir.join("data").join("proxies.json");
+    let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "proxies.json mode {mode:o}");
+    let text = std::fs::read_to_string(&store).unwrap();
+    assert!(text.contains("live") && text.contains("one"), "{text}");
+    let data_dir = store.parent().unwrap().to_owned();
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&data_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("proxies") || n.contains(".tmp"))
+            .collect()
+    };
+    assert_eq!(
+        names(),
+        vec!["proxies.json".to_owned()],
+        "no temporary file left"
+    );
+
+    // Damaged by hand (or by a disk): the next start loads nothing, says so loudly,
+    // and keeps the damaged file aside with its bytes intact.
+    let damaged = "{\"pull\": [ {\"app\": \"live\", truncated";
+    std::fs::write(&store, damaged).unwrap();
+    server.restart();
+    server.wait_for_log(&["SAVED PROXIES NOT LOADED"], Duration::from_secs(5));
+    let pulls = api(&server, "listStreamProxy", &s(""));
+    assert_eq!(pulls["data"].as_array().unwrap().len(), 0, "{pulls}");
+    let aside: Vec<String> = names()
+        .into_iter()
+        .filter(|n| n.starts_with("proxies.json.bad-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{:?}", names());
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join(&aside[0])).unwrap(),
+        damaged
+    );
+    // A new proxy is saved to a new file; the damaged one stays as it was.
+    add(&server, "two");
+    let text = std::fs::read_to_string(&store).unwrap();
+    assert!(
+        text.contains("two") && !text.contains("truncated"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join(&aside[0])).unwrap(),
+        damaged
+    );
+}

@@ -13,8 +13,8 @@
 //! because it is a few lines; the length is not secret (it is always 32 for a
 //! generated one).
 
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The file under `data_dir` that holds the generated secret.
@@ -49,19 +49,8 @@ pub(super) fn load_or_create(data_dir: &Path) -> io::Result<(String, PathBuf, bo
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
             let secret = generate()?;
-            // Written to a temporary file (0600 from its creation) and renamed, so a
-            // crash never leaves a half-written secret behind.
-            let tmp = data_dir.join(format!(".{FILE_NAME}.tmp"));
-            let _ = std::fs::remove_file(&tmp);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(secret.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
+            // 0600 from its creation, and never half-written (see `files`).
+            crate::files::write_atomic(&path, format!("{secret}\n").as_bytes(), 0o600)?;
             Ok((secret, path, true))
         }
         Err(e) => Err(e),

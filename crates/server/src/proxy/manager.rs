@@ -144,7 +144,9 @@ struct Store {
 
 struct Inner {
     /// Held for a whole save: concurrent API calls must not interleave their writes.
-    saving: Mutex<()>,
+    /// `Some(why)` when the store file is never to be written (it could not be read
+    /// nor moved aside: overwriting it would lose what the operator saved).
+    saving: Mutex<Option<String>>,
     hub: Arc<Hub>,
     hls: Arc<crate::live_hls::HlsStore>,
     recorder: Recorder,
@@ -223,7 +225,7 @@ impl ProxyManager {
     ) -> Self {
         ProxyManager {
             inner: Arc::new(Inner {
-                saving: Mutex::new(()),
+                saving: Mutex::new(None),
                 hub,
                 hls,
                 recorder,
@@ -268,12 +270,31 @@ impl ProxyManager {
                         let _ = self.add_push(spec, true);
                     }
                 }
-                Err(e) => tracing::error!(path = %self.inner.settings.store.display(), error = %e,
-                    "saved proxies not readable; starting without them"),
+                Err(e) => self.set_aside(&format!("not valid JSON of proxies: {e}")),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => self.set_aside(&format!("cannot be read: {e}")),
+        }
+    }
+
+    /// A store file that cannot be used is moved aside (never silently overwritten by
+    /// the next save); if even that fails, this run never writes it.
+    fn set_aside(&self, why: &str) {
+        let path = &self.inner.settings.store;
+        let aside = path.with_extension(format!(
+            "json.bad-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        ));
+        match std::fs::rename(path, &aside) {
+            Ok(()) => tracing::error!(path = %path.display(), moved_to = %aside.display(),
+                "SAVED PROXIES NOT LOADED: the file {why}; it was moved aside, starting without them"),
             Err(e) => {
-                tracing::error!(path = %self.inner.settings.store.display(), error = %e, "saved proxies not readable")
+                tracing::error!(path = %path.display(), error = %e,
+                    "SAVED PROXIES NOT LOADED: the file {why}, and it cannot be moved aside; it will not be written in this run");
+                *self.inner.saving.lock().unwrap() = Some(format!("{} {why}", path.display()));
             }
         }
     }
@@ -424,7 +445,7 @@ impl ProxyManager {
 
     /// Writes the API-added proxies to the store (atomically).
     fn save(&self) {
-        let _saving = self.inner.saving.lock().unwrap();
+        let saving = self.inner.saving.lock().unwrap();
         let store = Store {
             pull: self
                 .inner
@@ -446,14 +467,16 @@ impl ProxyManager {
                 .collect(),
         };
         let path = self.inner.settings.store.clone();
-        let result = (|| -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(&store).unwrap_or_default())?;
-            std::fs::rename(&tmp, &path)
-        })();
+        if let Some(why) = saving.as_ref() {
+            tracing::error!(path = %path.display(), reason = %why, "proxies not saved: the store file is kept as it was");
+            return;
+        }
+        // Whole or not at all, and mode 0600: the URLs carry credentials.
+        let result = crate::files::write_atomic(
+            &path,
+            &serde_json::to_vec_pretty(&store).unwrap_or_default(),
+            0o600,
+        );
         if let Err(e) = result {
             tracing::error!(path = %path.display(), error = %e, "could not save the proxies; they will not survive a restart");
         }
