@@ -660,3 +660,83 @@ fn sessions_kick_config_snap_load_and_openapi() {
     }
     server.terminate(Duration::from_secs(6));
 }
+
+/// Sends a raw request head (and `body`), then reads the answer; returns it and how
+/// long it took.
+fn raw_api(server: &Server, head: &str, body: &[u8]) -> (String, Duration) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let t = std::time::Instant::now();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut out = Vec::new();
+    // The answer's head and JSON body arrive together; read until the JSON closes.
+    while !out.ends_with(b"}") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), t.elapsed())
+}
+
+/// The address is checked before any body is read; bodies are small and must
+/// arrive in time.
+#[test]
+fn api_body_is_read_only_from_allowed_callers_bounded_and_in_time() {
+    // A caller outside the allow-list announces a big body and sends none: it is
+    // answered at once (the old extractor waited for the body first).
+    let closed = Server::start(
+        "api_body_closed",
+        &format!("[api]\nsecret = \"{SECRET}\"\nallow_ip_range = \"10.0.0.0-10.255.255.255\"\n"),
+    );
+    let (answer, took) = raw_api(
+        &closed,
+        "POST /index/api/getMediaList HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n",
+        b"",
+    );
+    assert!(answer.contains("\"code\":-100"), "{answer}");
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+
+    let open = Server::start("api_body_open", &format!("[api]\nsecret = \"{SECRET}\"\n"));
+    // Too large: refused, naming the limit.
+    let big = format!(
+        "{{\"secret\":\"{SECRET}\",\"pad\":\"{}\"}}",
+        "x".repeat(100_000)
+    );
+    let (answer, _) = raw_api(
+        &open,
+        &format!(
+            "POST /index/api/getMediaList HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        ),
+        big.as_bytes(),
+    );
+    assert!(answer.contains("\"code\":-300"), "{answer}");
+    assert!(answer.contains("too large"), "{answer}");
+    // Announced but not sent: answered when the body timeout (10 s) runs out.
+    let (answer, took) = raw_api(
+        &open,
+        "POST /index/api/getMediaList HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        b"{\"secret\":",
+    );
+    assert!(answer.contains("\"code\":-300"), "{answer}");
+    assert!(answer.contains("not received within 10 s"), "{answer}");
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(20),
+        "answered after {took:?}"
+    );
+    // A normal JSON body still works.
+    let ok = format!("{{\"secret\":\"{SECRET}\"}}");
+    let (answer, _) = raw_api(
+        &open,
+        &format!(
+            "POST /index/api/getMediaList HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            ok.len()
+        ),
+        ok.as_bytes(),
+    );
+    assert!(answer.contains("\"code\":0"), "{answer}");
+}

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -49,6 +49,10 @@ use params::{params, Params};
 
 /// The OpenAPI 3 description of the API, served at `/index/api/openapi.json`.
 pub(crate) const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// How long the API waits for a request body (an allowed caller's: others are
+/// answered before any body is read).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Longest request body the API reads (parameters are small).
 pub(super) const MAX_BODY: usize = 64 * 1024;
@@ -152,7 +156,7 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if name == "openapi.json" {
         return ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response();
@@ -164,6 +168,29 @@ async fn handle(
             "Please login first: your address is not allowed (api.allow_ip_range)",
         );
     }
+    // The body is read only now, from an allowed address, at most MAX_BODY bytes and
+    // within BODY_TIMEOUT: a stranger cannot make us hold a connection or memory.
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            tracing::warn!(%peer, api = %name, "API call refused: body larger than {MAX_BODY} bytes or unreadable");
+            return fail(
+                -300,
+                format!("request body too large (at most {MAX_BODY} bytes) or unreadable"),
+            );
+        }
+        Err(_) => {
+            tracing::warn!(%peer, api = %name, "API call refused: body not received within {BODY_TIMEOUT:?}");
+            return fail(
+                -300,
+                format!(
+                    "request body not received within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            );
+        }
+    };
     let p = match params(query, &headers, &body) {
         Ok(p) => p,
         Err(e) => return fail(-300, e),
