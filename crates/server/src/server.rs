@@ -64,7 +64,13 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         config.rtmp.max_connections,
         stop_rx.clone(),
     ));
+    // The API and /metrics share who may use them; setServerConfig changes it live.
+    let access = Arc::new(crate::config::Access::new(
+        &config.api.allow_ip_range,
+        &config.api.metrics_token,
+    ));
     let http_state = http::HttpState {
+        access: access.clone(),
         hub: hub.clone(),
         hls: hls_store,
         flush_interval: Duration::from_millis(config.hub.flush_interval_ms),
@@ -89,6 +95,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         transcoder.clone(),
         config.clone(),
         config_path,
+        access,
     )?;
     let mut extra = api::routes(api_state);
     if config.record.serve_http {

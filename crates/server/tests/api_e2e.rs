@@ -740,3 +740,65 @@ fn api_body_is_read_only_from_allowed_callers_bounded_and_in_time() {
     );
     assert!(answer.contains("\"code\":0"), "{answer}");
 }
+
+/// `/metrics` names every stream: it follows the API's allow-list, and with
+/// `api.metrics_token` it wants that bearer token; both change live with
+/// setServerConfig.
+#[test]
+fn metrics_follow_the_api_allow_list_and_token() {
+    let closed = Server::start(
+        "metrics_closed",
+        &format!("[api]\nsecret = \"{SECRET}\"\nallow_ip_range = \"10.0.0.0-10.255.255.255\"\n"),
+    );
+    let r = closed.get("/metrics");
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    let server = Server::start(
+        "metrics_token",
+        &format!("[api]\nsecret = \"{SECRET}\"\nmetrics_token = \"scrape-me-123\"\n"),
+    );
+    assert_eq!(server.get("/metrics").status, 401);
+    let wrong = http_request(
+        server.http,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer scrape-me-124")],
+    );
+    assert_eq!(wrong.status, 401);
+    let right = http_request(
+        server.http,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer scrape-me-123")],
+    );
+    assert_eq!(right.status, 200);
+    assert!(
+        right.text().contains("ferrocast_streams"),
+        "{}",
+        right.text()
+    );
+    // Changed live: a new token replaces the old one at once.
+    let v = api(
+        &server,
+        "setServerConfig",
+        &format!("secret={SECRET}&api.metrics_token=scrape-me-456"),
+    );
+    assert_eq!(api_code(&v), 0, "{v}");
+    let old = http_request(
+        server.http,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer scrape-me-123")],
+    );
+    assert_eq!(old.status, 401);
+    let new = http_request(
+        server.http,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer scrape-me-456")],
+    );
+    assert_eq!(new.status, 200);
+    // getServerConfig never shows it.
+    let v = api(&server, "getServerConfig", &format!("secret={SECRET}"));
+    assert_eq!(v["data"][0]["api.metrics_token"], "", "{v}");
+}

@@ -39,7 +39,7 @@ use axum::routing::any;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::config::{Config, IpRanges};
+use crate::config::{Access, Config};
 use crate::hub::Hub;
 use crate::proxy::manager::ProxyManager;
 use crate::record::Recorder;
@@ -80,7 +80,8 @@ pub(crate) struct ApiState {
     /// The operator's config file, where setServerConfig writes changes back.
     config_path: Option<PathBuf>,
     secret: RwLock<String>,
-    allowed: RwLock<IpRanges>,
+    /// Who may call: shared with `/metrics`, changed by setServerConfig.
+    access: Arc<Access>,
     started: std::time::Instant,
     loads: load::Loads,
     snaps: snap::SnapCache,
@@ -96,9 +97,9 @@ impl ApiState {
         transcoder: Transcoder,
         config: Config,
         config_path: Option<PathBuf>,
+        access: Arc<Access>,
     ) -> Result<Arc<Self>, String> {
         let secret = effective_secret(&config)?;
-        let allowed = IpRanges::parse(&config.api.allow_ip_range).unwrap_or_default();
         Ok(Arc::new(ApiState {
             hub,
             recorder,
@@ -107,7 +108,7 @@ impl ApiState {
             config: RwLock::new(config),
             config_path,
             secret: RwLock::new(secret),
-            allowed: RwLock::new(allowed),
+            access,
             started: std::time::Instant::now(),
             loads: load::start_sampler(),
             snaps: snap::SnapCache::default(),
@@ -161,7 +162,7 @@ async fn handle(
     if name == "openapi.json" {
         return ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response();
     }
-    if !st.allowed.read().unwrap().allows(peer.ip()) {
+    if !st.access.allows(peer.ip()) {
         tracing::warn!(%peer, api = %name, "API call refused: address not in api.allow_ip_range");
         return fail(
             -100,

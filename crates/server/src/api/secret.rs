@@ -9,9 +9,7 @@
 //! survives restarts, so scripts keep working.
 //!
 //! A caller's secret is compared in constant time (for equal lengths): the time an
-//! answer takes does not tell how many leading characters were right. Hand-written
-//! because it is a few lines; the length is not secret (it is always 32 for a
-//! generated one).
+//! answer takes does not tell how many leading characters were right.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -64,14 +62,10 @@ fn generate() -> io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Whether `given` equals `secret`, taking the same time for every `given` of the
-/// secret's length. An empty secret matches nothing.
+/// Whether `given` equals `secret`, in constant time (see
+/// [`crate::config::values::secret_eq`]). An empty secret matches nothing.
 pub(super) fn matches(given: &str, secret: &str) -> bool {
-    let (a, b) = (given.as_bytes(), secret.as_bytes());
-    if b.is_empty() || a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::config::values::secret_eq(given, secret)
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use serde_json::{json, Map, Value};
 use super::params::{required, Params};
 use super::{api_list, fail, reply, ApiState};
 use crate::config::Config;
-use crate::config::IpRanges;
 use crate::record::RecordSettings;
 
 /// The endpoints of this group.
@@ -107,8 +106,12 @@ async fn set_server_config(st: &ApiState, p: &Params) -> Result<Response, Respon
     if changed.iter().any(|k| k.starts_with("record.")) {
         st.recorder.set_settings(RecordSettings::from_config(&new));
     }
-    if changed.iter().any(|k| k == "api.allow_ip_range") {
-        *st.allowed.write().unwrap() = IpRanges::parse(&new.api.allow_ip_range).unwrap_or_default();
+    if changed
+        .iter()
+        .any(|k| k == "api.allow_ip_range" || k == "api.metrics_token")
+    {
+        st.access
+            .set(&new.api.allow_ip_range, &new.api.metrics_token);
     }
     if changed.iter().any(|k| k == "api.secret") {
         // Never empty: config_edit refuses to empty it over the API.
@@ -167,9 +170,11 @@ fn flat_config(c: &Config) -> Map<String, Value> {
         }
     }
     walk("", &value, &mut out);
-    // Never hand the secret out.
-    if out.contains_key("api.secret") {
-        out.insert("api.secret".into(), Value::String(String::new()));
+    // Never hand a credential out.
+    for key in ["api.secret", "api.metrics_token"] {
+        if out.contains_key(key) {
+            out.insert(key.into(), Value::String(String::new()));
+        }
     }
     out
 }

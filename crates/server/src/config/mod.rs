@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub mod values;
-pub use values::{IpRanges, DEFAULT_VHOST};
+pub use values::{Access, IpRanges, DEFAULT_VHOST};
 
 /// The documented default configuration, shipped inside the binary.
 pub const DEFAULT_TOML: &str = include_str!("../../ferrocast.toml");
@@ -184,6 +184,7 @@ pub struct HttpConfig {
 pub struct ApiConfig {
     pub secret: String,
     pub allow_ip_range: String,
+    pub metrics_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

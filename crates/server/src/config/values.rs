@@ -7,10 +7,73 @@
 //! them uses these same definitions when a value arrives through the API instead.
 
 use std::net::IpAddr;
+use std::sync::RwLock;
 
 /// ZLMediaKit's name of the default virtual host: a stream published without a
 /// `vhost=` parameter lives under it.
 pub const DEFAULT_VHOST: &str = "__defaultVhost__";
+
+/// Who may use the operator surfaces (the API and `/metrics`), as it stands now:
+/// `setServerConfig` changes it while the server runs, so the API and the HTTP
+/// front end share one. Built from `api.allow_ip_range` and `api.metrics_token`.
+#[derive(Debug, Default)]
+pub struct Access {
+    ranges: RwLock<IpRanges>,
+    metrics_token: RwLock<String>,
+}
+
+impl Access {
+    /// From a validated config (an invalid range list allows nothing less: it was
+    /// refused at load).
+    pub fn new(allow_ip_range: &str, metrics_token: &str) -> Self {
+        Access {
+            ranges: RwLock::new(IpRanges::parse(allow_ip_range).unwrap_or_default()),
+            metrics_token: RwLock::new(metrics_token.to_owned()),
+        }
+    }
+
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.ranges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .allows(ip)
+    }
+
+    /// Whether an `Authorization` header value opens `/metrics` (always, when no
+    /// token is configured). Constant time for a token of the right length.
+    pub fn metrics_authorized(&self, authorization: Option<&str>) -> bool {
+        let token = self.metrics_token.read().unwrap_or_else(|e| e.into_inner());
+        if token.is_empty() {
+            return true;
+        }
+        let given = authorization
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or("");
+        secret_eq(given, &token)
+    }
+
+    pub fn set(&self, allow_ip_range: &str, metrics_token: &str) {
+        *self.ranges.write().unwrap_or_else(|e| e.into_inner()) =
+            IpRanges::parse(allow_ip_range).unwrap_or_default();
+        *self
+            .metrics_token
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = metrics_token.to_owned();
+    }
+}
+
+/// Whether `given` equals `secret`, taking the same time for every `given` of the
+/// secret's length (the time of an answer does not tell how many leading characters
+/// were right; the length is not secret). An empty secret matches nothing.
+/// Hand-written: a few lines.
+pub fn secret_eq(given: &str, secret: &str) -> bool {
+    let (a, b) = (given.as_bytes(), secret.as_bytes());
+    if b.is_empty() || a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 /// Address ranges allowed to call the API (`api.allow_ip_range`).
 #[derive(Debug, Clone, Default)]
@@ -103,6 +166,22 @@ mod tests {
             .allows("8.8.8.8".parse().unwrap()));
         assert!(IpRanges::parse("10.0.0.9-10.0.0.1").is_err());
         assert!(IpRanges::parse("localhost").is_err());
+    }
+
+    #[test]
+    fn metrics_token() {
+        let open = Access::new("", "");
+        assert!(open.metrics_authorized(None));
+        let a = Access::new("127.0.0.1", "tok-123");
+        assert!(a.allows("127.0.0.1".parse().unwrap()));
+        assert!(!a.allows("10.0.0.1".parse().unwrap()));
+        assert!(a.metrics_authorized(Some("Bearer tok-123")));
+        assert!(!a.metrics_authorized(Some("Bearer tok-124")));
+        assert!(!a.metrics_authorized(Some("tok-123")));
+        assert!(!a.metrics_authorized(None));
+        a.set("10.0.0.0-10.255.255.255", "");
+        assert!(a.allows("10.0.0.1".parse().unwrap()));
+        assert!(a.metrics_authorized(None));
     }
 
     #[test]

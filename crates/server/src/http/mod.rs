@@ -39,6 +39,8 @@ pub(crate) const MAX_PATH_LEN: usize = 1024;
 
 #[derive(Clone)]
 pub(crate) struct HttpState {
+    /// Who may read `/metrics` (the API's allow-list and an optional bearer token).
+    pub access: Arc<crate::config::Access>,
     pub hub: Arc<Hub>,
     pub hls: Arc<HlsStore>,
     pub flush_interval: Duration,
@@ -165,7 +167,29 @@ fn parse_path(path: &str) -> Result<Target, PathError> {
     }
 }
 
-async fn metrics_text(State(st): State<HttpState>) -> Response {
+/// `/metrics` lists every stream name: only for the API's callers (and, with
+/// `api.metrics_token`, only with that bearer token).
+async fn metrics_text(
+    State(st): State<HttpState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !st.access.allows(peer.ip()) {
+        tracing::warn!(%peer, "metrics refused: address not in api.allow_ip_range");
+        return plain(StatusCode::FORBIDDEN, "forbidden: address not allowed\n");
+    }
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !st.access.metrics_authorized(auth) {
+        tracing::warn!(%peer, "metrics refused: missing or wrong bearer token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "unauthorized: bearer token required\n",
+        )
+            .into_response();
+    }
     match &st.metrics {
         Some(h) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
