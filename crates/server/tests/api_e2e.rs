@@ -802,3 +802,80 @@ fn metrics_follow_the_api_allow_list_and_token() {
     let v = api(&server, "getServerConfig", &format!("secret={SECRET}"));
     assert_eq!(v["data"][0]["api.metrics_token"], "", "{v}");
 }
+
+/// The API secret is no way to make the server run another program: such keys are
+/// refused unless the file allows it, and the write-back keeps the operator's file
+/// (symlink, mode) and never replaces one it cannot read.
+#[test]
+fn set_server_config_guards_programs_and_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start("config_guard", &format!("[api]\nsecret = \"{SECRET}\"\n"));
+    let set = |server: &Server, kv: &str| {
+        api(server, "setServerConfig", &format!("secret={SECRET}&{kv}"))
+    };
+    // The operator keeps the real file elsewhere, 0640, behind a symlink.
+    let link = server.dir.join("c.toml");
+    let real = server.dir.join("real.toml");
+    std::fs::rename(&link, &real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+
+    let v = set(&server, "transcode.ffmpeg=/bin/sh");
+    assert_eq!(api_code(&v), -300, "{v}");
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("api.allow_unsafe_config"),
+        "{v}"
+    );
+    for key in [
+        "data_dir=/tmp",
+        "transcode.extra_args=-f,lavfi",
+        "proxy.tls_ca_file=/tmp/ca.pem",
+    ] {
+        assert_eq!(api_code(&set(&server, key)), -300, "{key}");
+    }
+    let v = set(&server, "api.allow_unsafe_config=true");
+    assert_eq!(api_code(&v), -300, "{v}");
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("only be set in the config file"),
+        "{v}"
+    );
+    assert!(!std::fs::read_to_string(&real).unwrap().contains("/bin/sh"));
+
+    let v = set(&server, "record.max_second=77");
+    assert_eq!((api_code(&v), &v["saved"]), (0, &Value::Bool(true)), "{v}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "still a link"
+    );
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "mode kept");
+    let text = std::fs::read_to_string(&real).unwrap();
+    assert!(
+        text.contains("max_second = 77") && text.contains(SECRET),
+        "{text}"
+    );
+
+    // The file went away: applied in memory, not saved, and no file made of defaults.
+    std::fs::remove_file(&real).unwrap();
+    let v = set(&server, "record.max_second=78");
+    assert_eq!((api_code(&v), &v["saved"]), (0, &Value::Bool(false)), "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("not saved"), "{v}");
+    assert!(!real.exists(), "a new file was written");
+
+    // An operator who wants it says so in the file.
+    let open = Server::start(
+        "config_unsafe",
+        &format!("[api]\nsecret = \"{SECRET}\"\nallow_unsafe_config = true\n"),
+    );
+    let v = set(&open, "transcode.ffmpeg=/usr/bin/ffmpeg");
+    assert_eq!(api_code(&v), 0, "{v}");
+}

@@ -1,10 +1,33 @@
 //! setServerConfig: `section.key=value` strings applied to a [`Config`], validated as
 //! a whole, and written back into the operator's file with `toml_edit` (which keeps
 //! the file's comments and layout).
+//!
+//! The API secret must not be a way to run programs or move trust: keys that name a
+//! program, its arguments, a path, a CA file or a listen address are refused unless
+//! the file itself sets `api.allow_unsafe_config = true` ([`UNSAFE_KEYS`]), and that
+//! switch can never be set over the API. The write-back replaces the file's target
+//! (through a symlink) keeping its mode and owner, and refuses when it cannot read
+//! the file rather than write one made of defaults.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::config::Config;
+
+/// Keys setServerConfig refuses unless `api.allow_unsafe_config` is on: a program
+/// (`transcode.ffmpeg`), what it is given (`encoder`, `preset`, `extra_args`), where
+/// files go (`data_dir`), whom TLS trusts (`proxy.tls_ca_file`) and where the server
+/// listens.
+pub(super) const UNSAFE_KEYS: &[&str] = &[
+    "data_dir",
+    "rtmp.listen",
+    "http.listen",
+    "proxy.tls_ca_file",
+    "transcode.ffmpeg",
+    "transcode.encoder",
+    "transcode.preset",
+    "transcode.extra_args",
+];
 
 /// Keys whose new value takes effect at once; every other key is stored (and shown
 /// by getServerConfig) but is read only at start-up.
@@ -20,6 +43,17 @@ pub(super) fn apply(
 ) -> Result<(Config, Vec<String>), String> {
     let mut root = toml::Value::try_from(current).map_err(|e| e.to_string())?;
     let mut changed = Vec::new();
+    for (key, _) in changes {
+        if key == "api.allow_unsafe_config" {
+            return Err(format!("{key} can only be set in the config file"));
+        }
+        if UNSAFE_KEYS.contains(&key.as_str()) && !current.api.allow_unsafe_config {
+            return Err(format!(
+                "{key} names a program, its arguments, a path, trust or an address: \
+                 refused over the API unless the config file sets api.allow_unsafe_config = true"
+            ));
+        }
+    }
     for (key, text) in changes {
         let slot = lookup(&mut root, key).ok_or_else(|| format!("unknown config key: {key}"))?;
         let value = convert(slot, text).map_err(|e| format!("bad value for {key}: {e}"))?;
@@ -89,7 +123,14 @@ fn convert(old: &toml::Value, text: &str) -> Result<toml::Value, String> {
 /// Writes `keys` of `config` into the TOML file at `path`, keeping everything else
 /// of the file as it is (atomically: a temporary file, then a rename).
 pub(super) fn write_back(path: &Path, config: &Config, keys: &[String]) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // Through a symlink to the file it names, so the link stays a link.
+    let target = std::fs::canonicalize(path)
+        .map_err(|e| format!("cannot resolve {}: {e}; not saved", path.display()))?;
+    let meta = std::fs::metadata(&target)
+        .map_err(|e| format!("cannot read {}: {e}; not saved", target.display()))?;
+    // A file we cannot read is not replaced by one made of defaults.
+    let text = std::fs::read_to_string(&target)
+        .map_err(|e| format!("cannot read {}: {e}; not saved", target.display()))?;
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
@@ -123,10 +164,16 @@ pub(super) fn write_back(path: &Path, config: &Config, keys: &[String]) -> Resul
             }
         }
     }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, doc.to_string())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
+    // The same mode and owner as the file it replaces (an operator's 0640 root:ferrocast
+    // stays so), whole or not at all.
+    crate::files::write_atomic(
+        &target,
+        doc.to_string().as_bytes(),
+        meta.permissions().mode() & 0o7777,
+    )
+    .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+    std::os::unix::fs::chown(&target, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| format!("cannot keep the owner of {}: {e}", target.display()))
 }
 
 fn to_edit(v: &toml::Value) -> Result<toml_edit::Value, String> {

@@ -185,6 +185,7 @@ pub struct ApiConfig {
     pub secret: String,
     pub allow_ip_range: String,
     pub metrics_token: String,
+    pub allow_unsafe_config: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
