@@ -20,6 +20,24 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+/// A push target's URL for logs and getServerConfig: the password and also the
+/// stream key (the last path segment, which is the credential of a platform such as
+/// `rtmp://a.rtmp.youtube.com/live2/KEY`) and any query (tokens) become `***`.
+pub(crate) fn redact_key(url: &str) -> String {
+    let url = redact(url);
+    let (base, query) = match url.split_once('?') {
+        Some((b, _)) => (b, "?***"),
+        None => (url.as_str(), ""),
+    };
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return format!("{base}{query}");
+    };
+    match rest.rsplit_once('/') {
+        Some((head, key)) if !key.is_empty() => format!("{scheme}://{head}/***{query}"),
+        _ => format!("{base}{query}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +52,19 @@ mod tests {
         assert_eq!(redact("rtsp://u:secret@/cam"), "rtsp://u:***@/cam");
         assert_eq!(redact("rtsp://u:p%40ss@h/x@y"), "rtsp://u:***@h/x@y");
         assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn push_keys_are_hidden() {
+        assert_eq!(
+            redact_key("rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl"),
+            "rtmp://a.rtmp.youtube.com/live2/***"
+        );
+        assert_eq!(
+            redact_key("rtmps://u:pw@live.example/app/key?token=t"),
+            "rtmps://u:***@live.example/app/***?***"
+        );
+        assert_eq!(redact_key("rtmp://host"), "rtmp://host");
+        assert_eq!(redact_key("rtmp://host/app/"), "rtmp://host/app/");
     }
 }

@@ -879,3 +879,31 @@ fn set_server_config_guards_programs_and_the_file() {
     let v = set(&open, "transcode.ffmpeg=/usr/bin/ffmpeg");
     assert_eq!(api_code(&v), 0, "{v}");
 }
+
+/// Credentials inside URLs (a pull source's password, a push target's password and
+/// stream key) appear neither in getServerConfig nor in the log.
+#[test]
+fn get_server_config_and_logs_hide_url_credentials() {
+    let server = Server::start(
+        "config_redact",
+        &format!(
+            "[api]\nsecret = \"{SECRET}\"\n[proxy]\n\
+             pull = [{{ app = \"live\", stream = \"cam\", url = \"rtsp://viewer:pull-pass-1@127.0.0.1:9/cam\", on_demand = true }}]\n\
+             push = [{{ app = \"live\", stream = \"match\", url = \"rtmp://pusher:push-pass-2@127.0.0.1:9/live2/stream-key-3\" }}]\n"
+        ),
+    );
+    server.wait_for_log(&["push proxy added"], Duration::from_secs(5));
+    let v = api(&server, "getServerConfig", &format!("secret={SECRET}"));
+    assert_eq!(api_code(&v), 0, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("127.0.0.1:9/live2/***"), "{text}");
+    assert!(text.contains("viewer:***@"), "{text}");
+    let log = server.log();
+    for secret in ["pull-pass-1", "push-pass-2", "stream-key-3"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} in getServerConfig: {text}"
+        );
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}

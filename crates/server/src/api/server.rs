@@ -11,6 +11,7 @@ use super::params::{required, Params};
 use super::{api_list, fail, reply, ApiState};
 use crate::config::Config;
 use crate::record::RecordSettings;
+use crate::redact::{redact, redact_key};
 
 /// The endpoints of this group.
 pub(super) const NAMES: &[&str] = &[
@@ -148,7 +149,16 @@ async fn set_server_config(st: &ApiState, p: &Params) -> Result<Response, Respon
 /// The config as ZLMediaKit's flat `section.key` strings.
 fn flat_config(c: &Config) -> Map<String, Value> {
     let mut out = Map::new();
-    let value = toml::Value::try_from(c).unwrap_or(toml::Value::Table(Default::default()));
+    // Credentials inside URLs: passwords of pull sources, passwords and stream keys
+    // of push targets.
+    let mut c = c.clone();
+    for p in &mut c.proxy.pull {
+        p.url = redact(&p.url);
+    }
+    for p in &mut c.proxy.push {
+        p.url = redact_key(&p.url);
+    }
+    let value = toml::Value::try_from(&c).unwrap_or(toml::Value::Table(Default::default()));
     fn walk(prefix: &str, v: &toml::Value, out: &mut Map<String, Value>) {
         match v {
             toml::Value::Table(t) => {

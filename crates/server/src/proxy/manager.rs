@@ -32,7 +32,7 @@ use crate::backoff::backoff;
 use crate::config::{Config, PullSpec, PushSpec};
 use crate::hub::{Hub, Origin, Publisher, StreamKey};
 use crate::record::{RecordKind, Recorder};
-use crate::redact::redact;
+use crate::redact::{redact, redact_key};
 
 /// ZLMediaKit's originType for a pulled stream.
 /// Media items buffered between a driver and the hub.
@@ -383,7 +383,7 @@ impl ProxyManager {
             *entry.task.lock().unwrap() = Some(task);
             pushes.insert(key.clone(), entry);
         }
-        tracing::info!(key = %key, url = %redact(&spec.url), "push proxy added");
+        tracing::info!(key = %key, url = %redact_key(&spec.url), "push proxy added");
         if persistent {
             self.save();
         }
@@ -736,7 +736,7 @@ async fn run_push(inner: Arc<Inner>, entry: Arc<Entry<PushSpec>>, mut stop: watc
             }
         };
         set_status(&entry.state, "pushing");
-        tracing::info!(stream = %key, url = %redact(&spec.url), "push proxy started");
+        tracing::info!(stream = %key, url = %redact_key(&spec.url), "push proxy started");
         let result = tokio::select! {
             r = super::rtmp::push(&spec.url, &opts, sub) => r,
             _ = stop.changed() => return,
@@ -750,7 +750,7 @@ async fn run_push(inner: Arc<Inner>, entry: Arc<Entry<PushSpec>>, mut stop: watc
                 let err = e.to_string();
                 let attempt = note_failure(&entry.state, &err);
                 if spec.retry_count >= 0 && i64::from(attempt) > spec.retry_count {
-                    tracing::error!(stream = %key, url = %redact(&spec.url), error = %err, "push proxy failed; no retries left");
+                    tracing::error!(stream = %key, url = %redact_key(&spec.url), error = %err, "push proxy failed; no retries left");
                     set_status(&entry.state, "failed");
                     let _ = stop.changed().await;
                     return;
@@ -760,7 +760,7 @@ async fn run_push(inner: Arc<Inner>, entry: Arc<Entry<PushSpec>>, mut stop: watc
                     inner.settings.retry_max_delay,
                     attempt,
                 );
-                tracing::warn!(stream = %key, url = %redact(&spec.url), error = %err, attempt,
+                tracing::warn!(stream = %key, url = %redact_key(&spec.url), error = %err, attempt,
                     retry_in_ms = delay.as_millis() as u64, "push proxy failed; retrying");
                 set_status(&entry.state, "retrying");
                 if sleep_or_stop(delay, &mut stop).await {

@@ -412,8 +412,13 @@ async fn establish(
             match event {
                 ClientEvent::Connected => *step = Step::Start(publish),
                 ClientEvent::Started { .. } => {
-                    tracing::debug!(remote = %conn.remote, stream = %remote.target.stream,
-                        publish, "RTMP proxy connection started");
+                    // A push target's stream name is its key (a credential): not logged.
+                    let stream = if publish {
+                        "***"
+                    } else {
+                        remote.target.stream.as_str()
+                    };
+                    tracing::debug!(remote = %conn.remote, stream, publish, "RTMP proxy connection started");
                     return Ok(conn);
                 }
                 ClientEvent::Video { .. }
