@@ -907,3 +907,96 @@ fn get_server_config_and_logs_hide_url_credentials() {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+/// addFFmpegSource and getSnap run ffmpeg: only on network URLs (no local files,
+/// `file:`, `concat:` or pipes, unless the config file allows it), and getSnap at
+/// most four at once.
+#[test]
+fn ffmpeg_jobs_take_network_urls_only_and_are_capped() {
+    let server = Server::start("ffmpeg_guard", &format!("[api]\nsecret = \"{SECRET}\"\n"));
+    let dst = format!("rtmp://{}/live/relay", server.rtmp);
+    for src in [
+        "/etc/passwd",
+        "file:/etc/passwd",
+        "concat:/etc/passwd",
+        "pipe:0",
+        "udp://0.0.0.0:5000?listen=1",
+    ] {
+        let v = api(
+            &server,
+            "addFFmpegSource",
+            &format!("secret={SECRET}&src_url={src}&dst_url={dst}&timeout_ms=0"),
+        );
+        assert_eq!(api_code(&v), -300, "{src}: {v}");
+        assert!(
+            v["msg"].as_str().unwrap().contains("allow_unsafe_config"),
+            "{v}"
+        );
+    }
+    let v = api(
+        &server,
+        "getSnap",
+        &format!("secret={SECRET}&url=file:/etc/passwd"),
+    );
+    assert_eq!(api_code(&v), -1, "{v}");
+    let v = api(&server, "listFFmpegSource", &format!("secret={SECRET}"));
+    assert_eq!(
+        v["data"].as_array().unwrap().len(),
+        0,
+        "nothing started: {v}"
+    );
+
+    // A silent RTMP "server": ffmpeg waits on it until its timeout, so snapshots of
+    // six different URLs pile up: four run, the others are refused at once.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for c in silent.incoming().flatten() {
+                held.lock().unwrap().push(c);
+            }
+        });
+    }
+    let answers: Vec<Value> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..6)
+            .map(|i| {
+                let server = &server;
+                s.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(150 * i));
+                    api(
+                        server,
+                        "getSnap",
+                        &format!(
+                            "secret={SECRET}&url=rtmp://127.0.0.1:{port}/live/s{i}&timeout_sec=4"
+                        ),
+                    )
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let refused = answers
+        .iter()
+        .filter(|v| {
+            v["msg"]
+                .as_str()
+                .unwrap_or("")
+                .contains("too many snapshots")
+        })
+        .count();
+    assert_eq!(refused, 2, "{answers:?}");
+    // The file case above: the server's files stay unread, but an operator may allow it.
+    let open = Server::start(
+        "ffmpeg_unsafe",
+        &format!("[api]\nsecret = \"{SECRET}\"\nallow_unsafe_config = true\n"),
+    );
+    let dst = format!("rtmp://{}/live/relay", open.rtmp);
+    let v = api(
+        &open,
+        "addFFmpegSource",
+        &format!("secret={SECRET}&src_url=/nonexistent.mp4&dst_url={dst}&timeout_ms=0"),
+    );
+    assert_eq!(api_code(&v), 0, "{v}");
+}

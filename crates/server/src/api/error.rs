@@ -31,6 +31,7 @@ impl From<TranscodeError> for ApiFailure {
             E::StreamNotFound { .. } => (NOT_FOUND, "can not find the stream".to_owned()),
             E::IsRendition { .. }
             | E::MaxConcurrent { .. }
+            | E::TooManySources { .. }
             | E::AlreadyPublished { .. }
             | E::NotPublishing { .. } => (OTHER, e.to_string()),
         };
@@ -90,6 +91,11 @@ mod tests {
                 TranscodeError::MaxConcurrent { limit: 1 },
                 -1,
                 "too many transcodes: transcode.max_concurrent is 1",
+            ),
+            (
+                TranscodeError::TooManySources { limit: 64 },
+                -1,
+                "too many ffmpeg sources: at most 64",
             ),
             (
                 TranscodeError::InvalidParameter {

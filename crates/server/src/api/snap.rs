@@ -1,6 +1,8 @@
 //! getSnap: a JPEG of a live stream, taken by ffmpeg (as ZLMediaKit does), cached
 //! per URL for `expire_sec`. One ffmpeg per URL at a time: concurrent requests for
-//! the same URL wait for the first and share its picture.
+//! the same URL wait for the first and share its picture; at most [`MAX_RUNNING`]
+//! ffmpegs at once over all URLs. Only network URLs: ffmpeg would read a local file
+//! (`file:`, a path, `concat:`, `pipe:`) as readily as a stream.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -11,14 +13,27 @@ use bytes::Bytes;
 
 /// URLs cached at most; beyond this, stale entries are dropped.
 const MAX_ENTRIES: usize = 256;
+/// Snapshot ffmpegs running at once; more is refused (each decodes a stream: on a
+/// 2-core machine four already cost a core, and the API must not be a way to fork
+/// without bound).
+const MAX_RUNNING: usize = 4;
 /// Largest JPEG accepted from ffmpeg.
 const MAX_JPEG: usize = 16 * 1024 * 1024;
 
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Bytes)>>>;
 
-#[derive(Default)]
 pub(super) struct SnapCache {
     slots: Mutex<HashMap<String, Slot>>,
+    running: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for SnapCache {
+    fn default() -> Self {
+        SnapCache {
+            slots: Mutex::default(),
+            running: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING)),
+        }
+    }
 }
 
 impl SnapCache {
@@ -58,6 +73,11 @@ impl SnapCache {
                 return Ok(jpeg.clone());
             }
         }
+        let Ok(_running) = self.running.clone().try_acquire_owned() else {
+            return Err(format!(
+                "too many snapshots being taken (at most {MAX_RUNNING} at once)"
+            ));
+        };
         let jpeg = take(url, timeout).await?;
         *cached = Some((Instant::now(), jpeg.clone()));
         Ok(jpeg)

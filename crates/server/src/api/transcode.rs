@@ -58,9 +58,27 @@ pub(super) fn list(st: &ApiState) -> Response {
 }
 
 /// addFFmpegSource: `timeout_ms` defaults to 10 s and is clamped to 0..=600 s.
+/// Source schemes addFFmpegSource accepts unless `api.allow_unsafe_config`: network
+/// protocols only. ffmpeg reads a local path, `file:`, `concat:`, `pipe:` or
+/// `subfile:` as readily as a stream, and `tcp://`/`udp://` can be told to listen:
+/// the API secret must not be a way to read the server's files or open ports.
+const NETWORK_SCHEMES: &[&str] = &["rtmp", "rtmps", "rtsp", "rtsps", "http", "https", "srt"];
+
 pub(super) async fn add_ffmpeg_source(st: &ApiState, p: &Params) -> Result<Response, Response> {
     let src = required(p, "src_url")?;
     let dst = required(p, "dst_url")?;
+    let network = src.split_once("://").is_some_and(|(scheme, _)| {
+        NETWORK_SCHEMES
+            .iter()
+            .any(|s| scheme.eq_ignore_ascii_case(s))
+    });
+    if !network && !st.config.read().unwrap().api.allow_unsafe_config {
+        return Err(fail(
+            -300,
+            "invalid parameter src_url: a network URL (rtmp, rtmps, rtsp, rtsps, http, https, srt); \
+             local files need api.allow_unsafe_config in the config file",
+        ));
+    }
     let timeout_ms = int_param(p, "timeout_ms", 10_000)?.clamp(0, 600_000) as u64;
     Ok(keyed(
         st.transcoder.add_ffmpeg_source(src, dst, timeout_ms).await,

@@ -23,6 +23,10 @@ use crate::redact::redact;
 /// The longest URL accepted by addFFmpegSource.
 const MAX_URL_LEN: usize = 4096;
 
+/// addFFmpegSource jobs at once: each is an ffmpeg process, and the API must not be
+/// a way to fork without bound (a relay per camera of a large site fits).
+pub(crate) const MAX_FFMPEG_SOURCES: usize = 64;
+
 /// Why a transcode or an ffmpeg source was not started. Each names what was wrong;
 /// `api/` turns them into ZLMediaKit codes and messages.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -39,6 +43,9 @@ pub enum TranscodeError {
     /// `transcode.max_concurrent` transcodes are running.
     #[error("too many transcodes: transcode.max_concurrent is {limit}")]
     MaxConcurrent { limit: usize },
+    /// [`MAX_FFMPEG_SOURCES`] addFFmpegSource jobs exist already.
+    #[error("too many ffmpeg sources: at most {limit}")]
+    TooManySources { limit: usize },
     /// A parameter that cannot be used, and why when there is more to say.
     #[error("invalid parameter {name}{}", why.map(|w| format!(": {w}")).unwrap_or_default())]
     InvalidParameter {
@@ -353,6 +360,11 @@ impl Transcoder {
             let mut sources = inner.sources.lock().unwrap();
             if sources.contains_key(&key) {
                 return Ok(key);
+            }
+            if sources.len() >= MAX_FFMPEG_SOURCES {
+                return Err(TranscodeError::TooManySources {
+                    limit: MAX_FFMPEG_SOURCES,
+                });
             }
             if let Some(k) = &local {
                 if inner.hub.find(k).is_some_and(|s| s.is_publishing()) {
