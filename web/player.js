@@ -57,9 +57,6 @@
     stopButton: $('stop-button'),
     streamsStatus: $('streams-status'),
     streamList: $('stream-list'),
-    apiAccess: $('api-access'),
-    secretForm: $('secret-form'),
-    secretInput: $('secret-input'),
   };
   const video = els.video;
 
@@ -90,7 +87,6 @@
   let active = false; // a stream has been started and not stopped
   let segmentSamples = []; // recent HLS segments: { bytes, duration }
   let flvSpeedKBps = null; // mpegts.js statistics: KB/s received
-  let apiSecret = '';
   let renderedListKey = null; // the stream list is only redrawn when it changed
 
   // ---- URLs ---------------------------------------------------------------------------
@@ -632,8 +628,8 @@
   }
 
   async function fetchStreamList() {
-    let url = absoluteUrl('index/api/getMediaList');
-    if (apiSecret) url += '?secret=' + encodeURIComponent(apiSecret);
+    // The public list (no secret: a viewer is never asked for the admin secret).
+    const url = absoluteUrl('streams.json');
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), API_TIMEOUT_MS);
     try {
@@ -642,6 +638,10 @@
         cache: 'no-store',
         headers: { Accept: 'application/json' },
       });
+      if (response.status === 404) {
+        showApiProblem('This server does not publish its stream list.');
+        return;
+      }
       if (!response.ok) {
         showApiProblem('The stream list is unavailable (HTTP ' + response.status + ').');
         return;
@@ -650,20 +650,19 @@
       try {
         body = await response.json();
       } catch (e) {
-        showApiProblem('The stream list API did not answer JSON.');
+        showApiProblem('The stream list was not JSON.');
         return;
       }
       if (!body || body.code !== 0) {
         const code = body && body.code !== undefined ? body.code : '?';
         const msg = body && body.msg ? body.msg : 'no message';
         showApiProblem('The server refused the stream list (code ' + code + ': ' + msg + ').');
-        if (code === -100) els.apiAccess.open = true; // auth failed: offer the secret field
         return;
       }
       renderStreams(summarizeStreams(Array.isArray(body.data) ? body.data : []));
     } catch (e) {
       const reason = e.name === 'AbortError' ? 'no answer in ' + API_TIMEOUT_MS / 1000 + ' s' : e.message;
-      showApiProblem('Cannot reach the stream list API (' + reason + ').');
+      showApiProblem('Cannot reach the stream list (' + reason + ').');
     } finally {
       clearTimeout(timer);
     }
@@ -701,13 +700,6 @@
   });
 
   els.stopButton.addEventListener('click', stop);
-
-  els.secretForm.addEventListener('submit', (event) => {
-    event.preventDefault();
-    apiSecret = els.secretInput.value.trim();
-    setStreamsStatus('Loading the stream list…', false);
-    fetchStreamList();
-  });
 
   // Keeps the address bar shareable: reloading it opens the same stream.
   function rememberInAddressBar(app, stream, proto) {
@@ -756,10 +748,8 @@
     drawStats();
 
     // ?app=live&stream=test&proto=hls|flv|wsflv&autoplay=1 opens a stream directly;
-    // without autoplay=1 the form is only filled in. ?secret= is passed to the API.
+    // without autoplay=1 the form is only filled in.
     const params = new URLSearchParams(location.search);
-    apiSecret = params.get('secret') || '';
-    els.secretInput.value = apiSecret;
     const proto = params.get('proto');
     if (proto && PROTOCOL_NAMES[proto]) els.proto.value = proto;
     const app = params.get('app');

@@ -1000,3 +1000,47 @@ fn ffmpeg_jobs_take_network_urls_only_and_are_capped() {
     );
     assert_eq!(api_code(&v), 0, "{v}");
 }
+
+/// The player page's list: no secret, the live streams with their codecs, and
+/// nothing a viewer must not see (the publish URL's token, the origin).
+#[test]
+fn public_stream_list_needs_no_secret_and_hides_urls() {
+    let server = Server::start("public_list", &format!("[api]\nsecret = \"{SECRET}\"\n"));
+    let mut publisher = publish_file_to(
+        &server.dir.path,
+        "pub",
+        &format!("{}?token=publish-token-9", server.url("pl")),
+    );
+    wait_online(&server, "pl");
+    let r = server.get("/streams.json");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let entries = v["data"].as_array().unwrap();
+    assert!(!entries.is_empty(), "{text}");
+    for e in entries {
+        assert_eq!(
+            (e["app"].as_str(), e["stream"].as_str()),
+            (Some("live"), Some("pl")),
+            "{e}"
+        );
+        let codecs: Vec<_> = e["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["codec_id_name"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(codecs.contains(&"H264".to_owned()), "{e}");
+        for hidden in ["params", "originUrl", "originSock", "originType"] {
+            assert!(e.get(hidden).is_none(), "{hidden} in {e}");
+        }
+    }
+    assert!(!text.contains("publish-token-9"), "{text}");
+    publisher.kill();
+
+    let closed = Server::start(
+        "public_list_off",
+        &format!("[api]\nsecret = \"{SECRET}\"\n[http]\npublic_stream_list = false\n"),
+    );
+    assert_eq!(closed.get("/streams.json").status, 404);
+}

@@ -141,7 +141,7 @@ fn session_json(s: &SessionInfo) -> Value {
 }
 
 /// The output schemas every stream has (one getMediaList entry each).
-fn schemas(st: &ApiState) -> Vec<&'static str> {
+pub(super) fn schemas(st: &ApiState) -> Vec<&'static str> {
     let mut v = vec!["rtmp", "ts"];
     if st.config.read().unwrap().hls.enabled {
         v.insert(1, "hls");
@@ -163,7 +163,7 @@ fn matching(st: &ApiState, p: &Params) -> Vec<Arc<Stream>> {
     v
 }
 
-fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
+pub(super) fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
     let snap = s.snapshot();
     let mut tracks = Vec::new();
     if let Some(v) = &snap.info.video {

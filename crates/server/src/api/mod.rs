@@ -20,6 +20,7 @@ mod load;
 mod media;
 mod params;
 mod proxy;
+mod public;
 mod record;
 mod secret;
 mod server;
@@ -140,6 +141,7 @@ fn effective_secret(config: &Config) -> Result<String, String> {
 pub(crate) fn routes(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/index/api/{name}", any(handle))
+        .route("/streams.json", axum::routing::get(public::streams))
         .with_state(state)
 }
 

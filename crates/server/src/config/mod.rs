@@ -177,6 +177,7 @@ pub struct RtmpConfig {
 pub struct HttpConfig {
     pub listen: String,
     pub allow_origin: String,
+    pub public_stream_list: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
