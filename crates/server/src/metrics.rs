@@ -1,8 +1,14 @@
 //! Prometheus metrics, served as text at `/metrics`.
 //!
 //! Counters that change per packet live in the hub as atomics (bytes, drops) and are
-//! copied into the registry at scrape time, so the hot path pays no label lookups;
-//! events that are rare (sessions, segments) are counted where they happen.
+//! read at scrape time, so the hot path pays no label lookups; events that are rare
+//! (sessions, segments) are counted where they happen.
+//!
+//! The per-stream series are written here at each scrape from the streams that
+//! exist then, not kept in the registry: a series of a stream that ended disappears
+//! with it (a registry keeps every label set it has seen, so a server that saw a
+//! million stream names would list them all, and /metrics would name streams long
+//! gone).
 
 use std::sync::Arc;
 
@@ -21,16 +27,66 @@ pub(crate) fn render(handle: &PrometheusHandle, hub: &Arc<Hub>) -> String {
     let streams = hub.streams();
     gauge!("ferrocast_streams").set(streams.len() as f64);
     gauge!("ferrocast_publishers").set(streams.iter().filter(|s| s.is_publishing()).count() as f64);
-    for s in &streams {
-        let key = s.key.to_string();
-        counter!("ferrocast_stream_bytes_in_total", "stream" => key.clone()).absolute(s.bytes_in());
-        counter!("ferrocast_stream_bytes_out_total", "stream" => key.clone())
-            .absolute(s.bytes_out());
-        counter!("ferrocast_stream_frames_dropped_total", "stream" => key.clone())
-            .absolute(s.frames_dropped());
-        gauge!("ferrocast_stream_players", "stream" => key).set(s.readers() as f64);
+    let mut out = handle.render();
+    write_stream_series(&mut out, &streams);
+    out
+}
+
+/// The per-stream series, in Prometheus text format, for the streams that exist now.
+fn write_stream_series(out: &mut String, streams: &[Arc<crate::hub::Stream>]) {
+    use std::fmt::Write;
+    type Read = fn(&crate::hub::Stream) -> u64;
+    let series: [(&str, &str, &str, Read); 4] = [
+        (
+            "ferrocast_stream_bytes_in_total",
+            "counter",
+            "Bytes received from the stream's publisher.",
+            |s| s.bytes_in(),
+        ),
+        (
+            "ferrocast_stream_bytes_out_total",
+            "counter",
+            "Bytes sent to the stream's players.",
+            |s| s.bytes_out(),
+        ),
+        (
+            "ferrocast_stream_frames_dropped_total",
+            "counter",
+            "Messages skipped by players of the stream that fell behind.",
+            |s| s.frames_dropped(),
+        ),
+        (
+            "ferrocast_stream_players",
+            "gauge",
+            "Players of the stream now.",
+            |s| s.readers() as u64,
+        ),
+    ];
+    if streams.is_empty() {
+        return;
     }
-    handle.render()
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    for (name, kind, help, read) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in streams {
+            let _ = writeln!(
+                out,
+                "{name}{{stream=\"{}\"}} {}",
+                label_value(&s.key.to_string()),
+                read(s)
+            );
+        }
+    }
+}
+
+/// A label value escaped as the text format wants: backslash, double quote and
+/// newline (stream names are peer input).
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Protocols players use, for the `protocol` label.
@@ -143,5 +199,14 @@ mod tests {
         assert_eq!(c("server shutting down"), "shutdown");
         assert_eq!(c("kicked by the API"), "kicked");
         assert_eq!(c("write error: broken pipe"), "io_error");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            super::label_value("__defaultVhost__/live/a"),
+            "__defaultVhost__/live/a"
+        );
+        assert_eq!(super::label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -1044,3 +1044,33 @@ fn public_stream_list_needs_no_secret_and_hides_urls() {
     );
     assert_eq!(closed.get("/streams.json").status, 404);
 }
+
+/// A stream's series leave /metrics with the stream.
+#[test]
+fn per_stream_metrics_end_with_the_stream() {
+    let server = Server::start(
+        "metrics_gone",
+        &format!("[api]\nsecret = \"{SECRET}\"\n[general]\ncontinue_push_ms = 300\n"),
+    );
+    let mut publisher = publish_file(&server, "pub", "gone", &[]);
+    wait_online(&server, "gone");
+    let label = "stream=\"__defaultVhost__/live/gone\"";
+    let text = server.get("/metrics").text();
+    assert!(
+        metric(&text, "ferrocast_stream_bytes_in_total", &[label]) > 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "ferrocast_stream_players", &[label]),
+        0.0,
+        "{text}"
+    );
+    publisher.kill();
+    wait_until("the stream to end", Duration::from_secs(10), || {
+        let v = api(&server, "getMediaList", &format!("secret={SECRET}"));
+        v["data"].as_array().unwrap().is_empty().then_some(())
+    });
+    let text = server.get("/metrics").text();
+    assert!(!text.contains("live/gone"), "{text}");
+    assert!(text.contains("ferrocast_streams 0"), "{text}");
+}
