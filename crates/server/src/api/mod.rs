@@ -40,6 +40,7 @@ use axum::routing::any;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::config::values::{bearer_token, secret_eq};
 use crate::config::{Access, Config};
 use crate::hub::Hub;
 use crate::proxy::manager::ProxyManager;
@@ -200,14 +201,14 @@ async fn handle(
     };
     // `Authorization: Bearer` is preferred where the client allows (no secret in URLs
     // and proxy logs); `secret=` stays for ZLMediaKit scripts.
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .or_else(|| p.get("secret").map(String::as_str))
-        .unwrap_or("");
-    let secret_ok = secret::matches(given, &st.secret.read().unwrap());
+    let given = bearer_token(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .or_else(|| p.get("secret").map(String::as_str))
+    .unwrap_or("");
+    let secret_ok = secret_eq(given, &st.secret.read().unwrap());
     if !secret_ok {
         tracing::warn!(%peer, api = %name, "API call refused: wrong or missing secret");
         return fail(-100, "Please login first: wrong or missing secret");

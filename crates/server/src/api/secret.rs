@@ -8,8 +8,7 @@
 //! never the value, so a log shipped elsewhere does not carry it; the same secret
 //! survives restarts, so scripts keep working.
 //!
-//! A caller's secret is compared in constant time (for equal lengths): the time an
-//! answer takes does not tell how many leading characters were right.
+//! A caller's secret is compared in constant time (`config::values::secret_eq`).
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -62,12 +61,6 @@ fn generate() -> io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Whether `given` equals `secret`, in constant time (see
-/// [`crate::config::values::secret_eq`]). An empty secret matches nothing.
-pub(super) fn matches(given: &str, secret: &str) -> bool {
-    crate::config::values::secret_eq(given, secret)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,14 +92,5 @@ mod tests {
     #[test]
     fn two_servers_never_share_a_generated_secret() {
         assert_ne!(generate().unwrap(), generate().unwrap());
-    }
-
-    #[test]
-    fn matching() {
-        assert!(matches("abcdef0123456789", "abcdef0123456789"));
-        assert!(!matches("abcdef0123456788", "abcdef0123456789"));
-        assert!(!matches("abcdef012345678", "abcdef0123456789"));
-        assert!(!matches("", ""), "an empty secret opens nothing");
-        assert!(!matches("x", ""));
     }
 }

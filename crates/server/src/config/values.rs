@@ -23,8 +23,8 @@ pub struct Access {
 }
 
 impl Access {
-    /// From a validated config (an invalid range list allows nothing less: it was
-    /// refused at load).
+    /// From a validated config: `allow_ip_range` was checked at load (and by
+    /// setServerConfig before [`Access::set`]), so parsing cannot fail here.
     pub fn new(allow_ip_range: &str, metrics_token: &str) -> Self {
         Access {
             ranges: RwLock::new(IpRanges::parse(allow_ip_range).unwrap_or_default()),
@@ -46,11 +46,7 @@ impl Access {
         if token.is_empty() {
             return true;
         }
-        let given = authorization
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or("");
-        secret_eq(given, &token)
+        secret_eq(bearer_token(authorization).unwrap_or(""), &token)
     }
 
     pub fn set(&self, allow_ip_range: &str, metrics_token: &str) {
@@ -61,6 +57,11 @@ impl Access {
             .write()
             .unwrap_or_else(|e| e.into_inner()) = metrics_token.to_owned();
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header value, if it is one.
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    authorization?.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// Whether `given` equals `secret`, taking the same time for every `given` of the
@@ -166,6 +167,18 @@ mod tests {
             .allows("8.8.8.8".parse().unwrap()));
         assert!(IpRanges::parse("10.0.0.9-10.0.0.1").is_err());
         assert!(IpRanges::parse("localhost").is_err());
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(secret_eq("abcdef0123456789", "abcdef0123456789"));
+        assert!(!secret_eq("abcdef0123456788", "abcdef0123456789"));
+        assert!(!secret_eq("abcdef012345678", "abcdef0123456789"));
+        assert!(!secret_eq("", ""), "an empty secret opens nothing");
+        assert!(!secret_eq("x", ""));
+        assert_eq!(bearer_token(Some("Bearer abc ")), Some("abc"));
+        assert_eq!(bearer_token(Some("Basic abc")), None);
+        assert_eq!(bearer_token(None), None);
     }
 
     #[test]
