@@ -126,6 +126,7 @@ mod api;
 mod backoff;
 pub mod config;
 mod files;
+mod hook;
 mod http;
 pub mod hub;
 mod live_hls;

@@ -16,12 +16,16 @@ use crate::config::Config;
 
 /// Keys setServerConfig refuses unless `api.allow_unsafe_config` is on: a program
 /// (`transcode.ffmpeg`), what it is given (`encoder`, `preset`, `extra_args`), where
-/// files go (`data_dir`), whom TLS trusts (`proxy.tls_ca_file`) and where the server
-/// listens.
+/// files go (`data_dir`), whom TLS trusts (`proxy.tls_ca_file`) or what it presents
+/// (`tls.cert`, `tls.key`), and where the server listens.
 pub(super) const UNSAFE_KEYS: &[&str] = &[
     "data_dir",
     "rtmp.listen",
     "http.listen",
+    "rtmp.tls_listen",
+    "http.tls_listen",
+    "tls.cert",
+    "tls.key",
     "proxy.tls_ca_file",
     "transcode.ffmpeg",
     "transcode.encoder",

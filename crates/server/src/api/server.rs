@@ -158,6 +158,22 @@ fn flat_config(c: &Config) -> Map<String, Value> {
     for p in &mut c.proxy.push {
         p.url = redact_key(&p.url);
     }
+    // A hook receiver's URL may carry a password.
+    for url in [
+        &mut c.hook.on_publish,
+        &mut c.hook.on_play,
+        &mut c.hook.on_stream_changed,
+        &mut c.hook.on_stream_none_reader,
+        &mut c.hook.on_stream_not_found,
+        &mut c.hook.on_record_mp4,
+        &mut c.hook.on_record_ts,
+        &mut c.hook.on_flow_report,
+        &mut c.hook.on_server_started,
+        &mut c.hook.on_server_exited,
+        &mut c.hook.on_server_keepalive,
+    ] {
+        *url = redact(url);
+    }
     let value = toml::Value::try_from(&c).unwrap_or(toml::Value::Table(Default::default()));
     fn walk(prefix: &str, v: &toml::Value, out: &mut Map<String, Value>) {
         match v {
@@ -181,7 +197,7 @@ fn flat_config(c: &Config) -> Map<String, Value> {
     }
     walk("", &value, &mut out);
     // Never hand a credential out.
-    for key in ["api.secret", "api.metrics_token"] {
+    for key in ["api.secret", "api.metrics_token", "auth.secret"] {
         if out.contains_key(key) {
             out.insert(key.into(), Value::String(String::new()));
         }

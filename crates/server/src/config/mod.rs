@@ -44,6 +44,71 @@ pub struct Config {
     pub record: RecordConfig,
     pub proxy: ProxyConfig,
     pub transcode: TranscodeConfig,
+    pub hook: HookConfig,
+    pub auth: AuthConfig,
+    pub publish: PublishConfig,
+    pub tls: TlsConfig,
+}
+
+/// ZLMediaKit-compatible webhooks (`[hook]`): one URL per event, empty = off.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    pub enable: bool,
+    pub on_publish: String,
+    pub on_play: String,
+    pub on_stream_changed: String,
+    pub on_stream_none_reader: String,
+    pub on_stream_not_found: String,
+    pub on_record_mp4: String,
+    pub on_record_ts: String,
+    pub on_flow_report: String,
+    pub on_server_started: String,
+    pub on_server_exited: String,
+    pub on_server_keepalive: String,
+    pub timeout_sec: u64,
+    pub alive_interval_sec: u64,
+    pub retry: u32,
+    pub retry_delay_ms: u64,
+    pub media_server_id: String,
+    /// "deny" or "allow": what a gate decides when its receiver fails.
+    pub on_error: String,
+    pub max_concurrent: usize,
+    pub queue_len: usize,
+}
+
+/// Who may publish and play (`[auth]`): "open", "signed" or "hook", per app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub secret: String,
+    pub publish: String,
+    pub play: String,
+    pub apps: std::collections::BTreeMap<String, AppAuth>,
+}
+
+/// Per-app override of `auth.publish` / `auth.play`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppAuth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    pub takeover: bool,
+}
+
+/// The certificate of the RTMPS and HTTPS listeners (PEM files).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: String,
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -163,6 +228,7 @@ pub struct RecordConfig {
 #[serde(deny_unknown_fields)]
 pub struct RtmpConfig {
     pub listen: String,
+    pub tls_listen: String,
     pub handshake_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub chunk_size: u32,
@@ -176,6 +242,7 @@ pub struct RtmpConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: String,
+    pub tls_listen: String,
     pub allow_origin: String,
     pub public_stream_list: bool,
 }
@@ -199,6 +266,7 @@ pub struct HlsConfig {
     pub keep_after_end_ms: u64,
     pub segment_max_age_s: u64,
     pub write_to_disk: bool,
+    pub session_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -206,6 +274,7 @@ pub struct HlsConfig {
 pub struct GeneralConfig {
     pub max_stream_wait_ms: u64,
     pub continue_push_ms: u64,
+    pub stream_none_reader_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -468,6 +537,82 @@ impl Config {
             })?;
         }
         range("record.fragment_ms", self.record.fragment_ms, 100, 10_000)?;
+        for (key, v) in [
+            ("rtmp.tls_listen", &self.rtmp.tls_listen),
+            ("http.tls_listen", &self.http.tls_listen),
+        ] {
+            if !v.is_empty() {
+                addr(key, v)?;
+                if self.tls.cert.is_empty() || self.tls.key.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        message: "a TLS listener needs tls.cert and tls.key".into(),
+                    });
+                }
+            }
+        }
+        range("hook.timeout_sec", self.hook.timeout_sec, 1, 300)?;
+        range(
+            "hook.alive_interval_sec",
+            self.hook.alive_interval_sec,
+            1,
+            86_400,
+        )?;
+        range("hook.retry", self.hook.retry, 0, 10)?;
+        range("hook.retry_delay_ms", self.hook.retry_delay_ms, 0, 600_000)?;
+        range("hook.max_concurrent", self.hook.max_concurrent, 1, 100_000)?;
+        range("hook.queue_len", self.hook.queue_len, 1, 1_000_000)?;
+        if !matches!(self.hook.on_error.as_str(), "deny" | "allow") {
+            return Err(ConfigError::Invalid {
+                key: "hook.on_error",
+                message: format!("{:?} is not \"deny\" or \"allow\"", self.hook.on_error),
+            });
+        }
+        for (key, url) in self.hook.urls() {
+            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("{url:?} is not an http:// or https:// URL"),
+                });
+            }
+        }
+        let policies = [
+            ("auth.publish", &self.auth.publish),
+            ("auth.play", &self.auth.play),
+        ]
+        .into_iter()
+        .chain(self.auth.apps.values().flat_map(|a| {
+            a.publish
+                .iter()
+                .map(|p| ("auth.apps publish", p))
+                .chain(a.play.iter().map(|p| ("auth.apps play", p)))
+        }));
+        for (key, p) in policies {
+            if !matches!(p.as_str(), "open" | "signed" | "hook") {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("{p:?} is not \"open\", \"signed\" or \"hook\""),
+                });
+            }
+            if p == "signed" && self.auth.secret.len() < 16 {
+                return Err(ConfigError::Invalid {
+                    key: "auth.secret",
+                    message: "signed URLs need a secret of at least 16 characters".into(),
+                });
+            }
+        }
+        range(
+            "hls.session_timeout_ms",
+            self.hls.session_timeout_ms,
+            1000,
+            3_600_000,
+        )?;
+        range(
+            "general.stream_none_reader_delay_ms",
+            self.general.stream_none_reader_delay_ms,
+            0,
+            86_400_000,
+        )?;
         range(
             "record.hls_segment_ms",
             self.record.hls_segment_ms,
@@ -495,6 +640,40 @@ impl Config {
         } else {
             self.threads
         }
+    }
+}
+
+impl HookConfig {
+    /// Every event's URL key (`hook.on_*`) with its value.
+    pub fn urls(&self) -> [(&'static str, &str); 11] {
+        [
+            ("hook.on_publish", &self.on_publish),
+            ("hook.on_play", &self.on_play),
+            ("hook.on_stream_changed", &self.on_stream_changed),
+            ("hook.on_stream_none_reader", &self.on_stream_none_reader),
+            ("hook.on_stream_not_found", &self.on_stream_not_found),
+            ("hook.on_record_mp4", &self.on_record_mp4),
+            ("hook.on_record_ts", &self.on_record_ts),
+            ("hook.on_flow_report", &self.on_flow_report),
+            ("hook.on_server_started", &self.on_server_started),
+            ("hook.on_server_exited", &self.on_server_exited),
+            ("hook.on_server_keepalive", &self.on_server_keepalive),
+        ]
+    }
+}
+
+impl AuthConfig {
+    /// The policy ("open", "signed", "hook") for publishing (`publish`) or playing
+    /// (`!publish`) in `app`: the app's override, else the default.
+    pub fn policy(&self, app: &str, publish: bool) -> &str {
+        let over = self.apps.get(app).and_then(|a| {
+            if publish {
+                a.publish.as_deref()
+            } else {
+                a.play.as_deref()
+            }
+        });
+        over.unwrap_or(if publish { &self.publish } else { &self.play })
     }
 }
 

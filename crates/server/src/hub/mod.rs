@@ -60,6 +60,18 @@ pub struct Origin {
     /// The publish URL's query (`?token=...`), without the `?`.
     pub params: String,
     pub url: String,
+    /// What the publish gate (hook.on_publish) set for this stream.
+    pub options: PublishOptions,
+}
+
+/// Per-stream options a publish gate may set (ZLMediaKit's on_publish answer);
+/// `None` keeps the configured default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    pub enable_hls: Option<bool>,
+    pub enable_mp4: Option<bool>,
+    pub mp4_max_second: Option<u64>,
+    pub continue_push_ms: Option<u64>,
 }
 
 /// vhost/app/stream.
@@ -143,6 +155,8 @@ impl HubSettings {
 pub enum PublishError {
     #[error("stream {0} is already being published")]
     AlreadyPublishing(StreamKey),
+    #[error("stream {0} is ended by its operator")]
+    Closing(StreamKey),
     #[error("invalid stream name {0}: {1}")]
     BadName(StreamKey, &'static str),
 }
@@ -176,6 +190,8 @@ pub struct Hub {
     /// Called when a player asks for a stream that does not exist (yet): how an
     /// on-demand pull proxy learns that it is wanted.
     on_demand: RwLock<Vec<DemandHook>>,
+    /// Called (outside the hub's locks) when a stream has ended for good.
+    on_stream_end: RwLock<Vec<NewStreamHook>>,
     /// Every client connection, for the API (list, kick).
     sessions: Arc<SessionRegistry>,
 }
@@ -212,6 +228,9 @@ pub struct Stream {
     pub created_unix: u64,
     /// Set when the stream is closed by the operator: its publisher disconnects.
     kicked: watch::Sender<bool>,
+    /// The session id of the current (or last) publisher: a publisher replaced by a
+    /// takeover sees another id and disconnects.
+    publisher_id: watch::Sender<u64>,
     /// (instant, bytes_in) of the last speed sample, and the speed then, bytes/s.
     speed: Mutex<(Instant, u64, u64)>,
 }
@@ -233,6 +252,7 @@ impl Hub {
             next_id: AtomicU64::new(1),
             on_new_stream: RwLock::new(Vec::new()),
             on_demand: RwLock::new(Vec::new()),
+            on_stream_end: RwLock::new(Vec::new()),
             sessions: Arc::default(),
         })
     }
@@ -251,6 +271,15 @@ impl Hub {
     /// a stream that is not published.
     pub fn add_on_demand(&self, hook: impl Fn(&StreamKey) + Send + Sync + 'static) {
         self.on_demand
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(hook));
+    }
+
+    /// Adds a hook called (outside the hub's locks) when a stream ends for good
+    /// (continue_push over, or closed), after it left the registry.
+    pub fn add_on_stream_end(&self, hook: impl Fn(&Arc<Stream>) + Send + Sync + 'static) {
+        self.on_stream_end
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::new(hook));
@@ -334,6 +363,19 @@ impl Hub {
         key: StreamKey,
         origin: Origin,
     ) -> Result<Publisher, PublishError> {
+        self.publish_with(key, origin, false)
+    }
+
+    /// [`Hub::publish`], and with `takeover` a live publisher of `key` is replaced:
+    /// its [`Publisher::kicked`] resolves (its connection should close) and its
+    /// further pushes are ignored; the players keep going. The caller decides who
+    /// may do that (a publisher that proved its right again).
+    pub fn publish_with(
+        self: &Arc<Self>,
+        key: StreamKey,
+        origin: Origin,
+        takeover: bool,
+    ) -> Result<Publisher, PublishError> {
         if let Err(why) = key.check_names() {
             return Err(PublishError::BadName(key, why));
         }
@@ -348,16 +390,29 @@ impl Hub {
                 .cloned();
             match live {
                 Some(existing) => {
+                    if *existing.kicked.borrow() {
+                        return Err(PublishError::Closing(key));
+                    }
                     let mut st = existing.state.lock().unwrap();
-                    if st.publisher.is_some() {
+                    let replaced = st.publisher;
+                    if replaced.is_some() && !takeover {
                         return Err(PublishError::AlreadyPublishing(key));
                     }
                     st.publisher = Some(id);
                     st.generation += 1;
                     st.timeline.restart();
+                    if replaced.is_some() {
+                        // The new publisher sends its own metadata and headers.
+                        st.gop.clear();
+                    }
                     st.origin = Some(origin);
                     drop(st);
-                    tracing::info!(stream = %key, "publisher returned within continue_push; players keep going");
+                    existing.publisher_id.send_replace(id);
+                    if replaced.is_some() {
+                        tracing::info!(stream = %key, "publisher taken over by a new connection; players keep going");
+                    } else {
+                        tracing::info!(stream = %key, "publisher returned within continue_push; players keep going");
+                    }
                     existing
                 }
                 None => {
@@ -390,6 +445,7 @@ impl Hub {
                             .map(|d| d.as_secs())
                             .unwrap_or(0),
                         kicked: watch::channel(false).0,
+                        publisher_id: watch::channel(id).0,
                         speed: Mutex::new((Instant::now(), 0, 0)),
                     });
                     streams.insert(key, stream.clone());
@@ -411,11 +467,13 @@ impl Hub {
         }
         self.published.send_modify(|n| *n += 1);
         let kicked = stream.kicked.subscribe();
+        let current = stream.publisher_id.subscribe();
         Ok(Publisher {
             hub: self.clone(),
             stream,
             id,
             kicked,
+            current,
         })
     }
 
@@ -461,7 +519,15 @@ impl Hub {
             st.gop.clear();
             st.generation
         };
-        let wait = self.config.continue_push;
+        let wait = stream
+            .state
+            .lock()
+            .unwrap()
+            .origin
+            .as_ref()
+            .and_then(|o| o.options.continue_push_ms)
+            .map(Duration::from_millis)
+            .unwrap_or(self.config.continue_push);
         if wait.is_zero() {
             self.end_stream(stream, generation);
             return;
@@ -489,14 +555,24 @@ impl Hub {
             st.ended = true;
             let _ = stream.tx.send(Arc::new(Packet::eof()));
         }
-        let mut streams = self.streams.lock().unwrap();
-        if streams
-            .get(&stream.key)
-            .is_some_and(|s| Arc::ptr_eq(s, stream))
         {
-            streams.remove(&stream.key);
+            let mut streams = self.streams.lock().unwrap();
+            if streams
+                .get(&stream.key)
+                .is_some_and(|s| Arc::ptr_eq(s, stream))
+            {
+                streams.remove(&stream.key);
+            }
         }
         tracing::info!(stream = %stream.key, "stream ended");
+        let hooks = self
+            .on_stream_end
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for hook in &hooks {
+            hook(stream);
+        }
     }
 }
 
@@ -535,6 +611,25 @@ impl Stream {
 
     pub fn readers(&self) -> usize {
         self.readers.load(Ordering::Relaxed)
+    }
+
+    /// Counts a viewer that holds no subscription (an HLS session reads segments
+    /// from the HLS store) in [`Stream::readers`] until the guard is dropped.
+    pub fn reader_guard(self: &Arc<Self>) -> ReaderGuard {
+        self.readers.fetch_add(1, Ordering::Relaxed);
+        self.total_readers.fetch_add(1, Ordering::Relaxed);
+        ReaderGuard(self.clone())
+    }
+
+    /// What the publish gate set for this stream.
+    pub fn options(&self) -> PublishOptions {
+        self.state
+            .lock()
+            .unwrap()
+            .origin
+            .as_ref()
+            .map(|o| o.options.clone())
+            .unwrap_or_default()
     }
 
     pub fn total_readers(&self) -> u64 {
@@ -604,12 +699,22 @@ enum Parsed {
     None,
 }
 
+/// Why a [`Publisher`] must leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublisherEnd {
+    /// The operator closed the stream.
+    Closed,
+    /// Another connection took the stream over (`publish.takeover`).
+    TakenOver,
+}
+
 /// The publishing side of a stream. Dropping it starts the continue_push window.
 pub struct Publisher {
     hub: Arc<Hub>,
     stream: Arc<Stream>,
     id: u64,
     kicked: watch::Receiver<bool>,
+    current: watch::Receiver<u64>,
 }
 
 impl Publisher {
@@ -617,10 +722,14 @@ impl Publisher {
         &self.stream
     }
 
-    /// Resolves when the operator closes the stream (close_streams): the publishing
-    /// session should then disconnect.
-    pub async fn kicked(&mut self) {
-        let _ = self.kicked.wait_for(|k| *k).await;
+    /// Resolves when the operator closes the stream (close_streams) or another
+    /// publisher took it over: the publishing session should then disconnect.
+    pub async fn kicked(&mut self) -> PublisherEnd {
+        let id = self.id;
+        tokio::select! {
+            _ = self.kicked.wait_for(|k| *k) => PublisherEnd::Closed,
+            _ = self.current.wait_for(|c| *c != id) => PublisherEnd::TakenOver,
+        }
     }
 
     pub fn push_metadata(&self, timestamp: u32, payload: Bytes) {
@@ -881,6 +990,21 @@ impl Subscription {
     }
 }
 
+/// A viewer counted in [`Stream::readers`] ([`Stream::reader_guard`]).
+pub struct ReaderGuard(Arc<Stream>);
+
+impl ReaderGuard {
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.0
+    }
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        self.0.readers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         if self.counted {
@@ -940,6 +1064,7 @@ mod tests {
             local: None,
             params: String::new(),
             url: String::new(),
+            options: Default::default(),
         }
     }
 

@@ -658,6 +658,7 @@ async fn pull_once(
                             local: None,
                             params: String::new(),
                             url: redact(&spec.url),
+                            options: Default::default(),
                         };
                         match inner.hub.publish(key.clone(), origin) {
                             Ok(p) => {

@@ -1146,6 +1146,7 @@ zyXfKgICCr318GsoHPxZqhaV2gqhRANCAASq5UutDi9S5IfPUPUsFgsXdBBsh+N3
             local: None,
             params: String::new(),
             url: String::new(),
+            options: Default::default(),
         }
     }
 

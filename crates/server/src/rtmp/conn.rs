@@ -276,6 +276,7 @@ impl ServerConn {
                         key.stream
                     ),
                     params,
+                    options: Default::default(),
                 };
                 match self.hub.publish(key.clone(), origin) {
                     Ok(p) => {

@@ -533,6 +533,7 @@ mod tests {
             local: None,
             params: String::new(),
             url: String::new(),
+            options: Default::default(),
         }
     }
 
