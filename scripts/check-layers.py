@@ -21,7 +21,7 @@ LAYERS = {
     "hub": (3, 0),
     "metrics": (4, 0),
     "hook": (4, 1),
-    "access": (4, 2),
+    "auth": (4, 2),
     "rtmp": (5, 0),
     "live_hls": (5, 0),
     "record": (5, 0),

@@ -123,6 +123,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 mod api;
+mod auth;
 mod backoff;
 pub mod config;
 mod files;

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::{api, http, hub, live_hls, metrics, proxy, record, rtmp, transcode};
+use crate::{api, auth, hook, http, hub, live_hls, metrics, proxy, record, rtmp, transcode};
 
 /// How long shutdown waits for sessions to end before exiting anyway (the process
 /// must be gone within 5 s of SIGTERM).
@@ -42,7 +42,14 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         "ferrocast listening"
     );
     let hub = hub::Hub::new(hub::HubSettings::from_config(&config));
-    let settings = Arc::new(rtmp::RtmpSettings::from_config(&config));
+    let hooks = hook::Hooks::new(&config.hook, hub.clone());
+    hooks.start();
+    let auth = auth::Auth::new(&config, hooks.clone());
+    warn_if_open(&auth, rtmp_addr, http_addr);
+    let mut settings = rtmp::RtmpSettings::from_config(&config);
+    settings.auth = Some(auth.clone());
+    settings.hooks = Some(hooks.clone());
+    let settings = Arc::new(settings);
     let (stop_tx, stop_rx) = watch::channel(false);
     let hls_store = live_hls::HlsStore::new(live_hls::HlsSettings::from_config(&config));
     live_hls::attach(&hub, &hls_store);
@@ -69,7 +76,19 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         &config.api.allow_ip_range,
         &config.api.metrics_token,
     ));
+    let hls_sessions = http::hls_session::HlsSessions::new(
+        hub.clone(),
+        auth.clone(),
+        hooks.clone(),
+        Duration::from_millis(config.hls.session_timeout_ms),
+        http_addr,
+    );
+    hls_sessions.start_reaper(stop_rx.clone());
     let http_state = http::HttpState {
+        auth: auth.clone(),
+        hooks: hooks.clone(),
+        hls_sessions,
+        max_stream_wait: Duration::from_millis(config.general.max_stream_wait_ms),
         access: access.clone(),
         hub: hub.clone(),
         hls: hls_store,
@@ -96,14 +115,19 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         config.clone(),
         config_path,
         access,
+        auth.clone(),
     )?;
     let mut extra = api::routes(api_state);
     if config.record.serve_http {
         // Recordings with Range (seeking), conditional requests and no path escapes.
-        extra = extra.nest_service(
-            "/record",
-            tower_http::services::ServeDir::new(config.record_dir()),
-        );
+        // Recordings are played like live streams: asked of auth first.
+        let files = axum::Router::new()
+            .fallback_service(tower_http::services::ServeDir::new(config.record_dir()))
+            .layer(axum::middleware::from_fn_with_state(
+                http_state.clone(),
+                http::record_gate,
+            ));
+        extra = extra.nest_service("/record", files);
     }
     let app = http::router(http_state, extra, &config.http.allow_origin);
     let mut http_stop = stop_rx;
@@ -152,8 +176,28 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
     if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
         tracing::warn!("sessions did not end within {SHUTDOWN_GRACE:?}; exiting anyway");
     }
+    hooks.shutdown().await;
     tracing::info!("ferrocast stopped");
     Ok(())
+}
+
+/// Says loudly when anyone who can reach a public address may publish: fine on a
+/// laptop (`cargo run --release` just works), not on the internet.
+fn warn_if_open(
+    auth: &auth::Auth,
+    rtmp: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+) {
+    let public = |a: std::net::SocketAddr| !a.ip().is_loopback();
+    if auth.publish_is_open_somewhere() && public(rtmp) {
+        tracing::warn!(
+            rtmp = %rtmp,
+            "publishing is open to anyone who can reach this address: set auth.publish = \"signed\" or \"hook\" (see README, Access control)"
+        );
+    }
+    if auth.play_is_open() && (public(http) || public(rtmp)) {
+        tracing::info!("playing is open to anyone (auth.play = \"open\")");
+    }
 }
 
 async fn wait_for_signal() -> &'static str {

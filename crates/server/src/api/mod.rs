@@ -89,6 +89,8 @@ pub(crate) struct ApiState {
     snaps: snap::SnapCache,
     /// One setServerConfig at a time, from reading the config to saving the file.
     config_edit: tokio::sync::Mutex<()>,
+    /// Who may play (the public stream list is served only when anyone may).
+    auth: Arc<crate::auth::Auth>,
 }
 
 impl ApiState {
@@ -100,6 +102,7 @@ impl ApiState {
         config: Config,
         config_path: Option<PathBuf>,
         access: Arc<Access>,
+        auth: Arc<crate::auth::Auth>,
     ) -> Result<Arc<Self>, String> {
         let secret = effective_secret(&config)?;
         Ok(Arc::new(ApiState {
@@ -115,6 +118,7 @@ impl ApiState {
             loads: load::start_sampler(),
             snaps: snap::SnapCache::default(),
             config_edit: tokio::sync::Mutex::new(()),
+            auth,
         }))
     }
 }

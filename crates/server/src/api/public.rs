@@ -3,7 +3,8 @@
 //! viewer needs to pick a stream (name, codecs, size, viewers) in the shape of
 //! getMediaList entries, so the page reads both alike, and never the publish URL's
 //! parameters (tokens), the origin's address or URL. `http.public_stream_list =
-//! false` turns it off (404).
+//! false` turns it off (404), and so does any play policy other than open: a list
+//! of names is a map for whoever tries to guess signed URLs or hook tokens.
 
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ const PUBLIC_FIELDS: &[&str] = &[
 ];
 
 pub(super) async fn streams(State(st): State<Arc<ApiState>>) -> Response {
-    if !st.config.read().unwrap().http.public_stream_list {
+    if !st.config.read().unwrap().http.public_stream_list || !st.auth.play_is_open() {
         return (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

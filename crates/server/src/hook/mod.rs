@@ -84,6 +84,12 @@ impl Hooks {
 
     pub(crate) fn stream_not_found(&self, _client: &Client) {}
 
+    /// Whether on_stream_not_found is configured (a receiver may then start the
+    /// stream, so a viewer waits for it).
+    pub(crate) fn handles_not_found(&self) -> bool {
+        self.config.enable && !self.config.on_stream_not_found.is_empty()
+    }
+
     pub(crate) fn flow_report(
         &self,
         _client: &Client,

@@ -25,6 +25,7 @@ use crate::hub::{
     Hub, Packet, PacketKind, Role, SessionGuard, StreamKey, SubscribeError, Subscription,
     SubscriptionEnd, KICKED_REASON,
 };
+use crate::hook::{Client, Hooks};
 use crate::metrics::{self, PlayerGauge, Protocol};
 
 /// Most packets taken from the ring per write.
@@ -70,7 +71,14 @@ struct Feed {
     /// Why the feed ended, once it did; logged when it is dropped (a body dropped
     /// before its end means the client went away).
     reason: Option<String>,
+    /// Where the session's end is reported (hook.on_flow_report), and as whom.
+    flow: Flow,
+    /// Bytes handed to the body.
+    bytes: u64,
 }
+
+/// The hooks a viewer's end is reported to, and the viewer as the hooks know it.
+pub(super) type Flow = Option<(Arc<Hooks>, Client)>;
 
 enum Format {
     Flv,
@@ -85,6 +93,7 @@ impl Feed {
         protocol: Protocol,
         flush_interval: Duration,
         shutdown: watch::Receiver<bool>,
+        flow: Flow,
     ) -> Self {
         if let Some(s) = &session {
             s.set_stream(Role::Player, Some(sub.stream().key.clone()));
@@ -112,6 +121,8 @@ impl Feed {
             },
             started: Instant::now(),
             reason: None,
+            flow,
+            bytes: 0,
         }
     }
 
@@ -180,6 +191,7 @@ impl Feed {
             // One atomic add per batch, not per tag: bytes handed to the body.
             let queued: usize = self.pending.iter().map(Bytes::len).sum();
             self.sub.stream().add_bytes_out(queued as u64);
+            self.bytes += queued as u64;
             if let Err(e) = result {
                 if self.pending.is_empty() {
                     self.end(match e {
@@ -204,6 +216,9 @@ impl Drop for Feed {
             }
         });
         metrics::session_closed(self.protocol, &reason);
+        if let Some((hooks, client)) = &self.flow {
+            hooks.flow_report(client, true, self.bytes, self.started.elapsed());
+        }
         let peer = self
             .session
             .as_ref()
@@ -229,6 +244,7 @@ pub(super) fn flv_session_body(
     sub: Subscription,
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
+    flow: Flow,
 ) -> Body {
     body(Feed::new(
         Some(session),
@@ -237,6 +253,7 @@ pub(super) fn flv_session_body(
         Protocol::HttpFlv,
         flush_interval,
         shutdown,
+        flow,
     ))
 }
 
@@ -247,6 +264,7 @@ pub(super) fn ts_session_body(
     sub: Subscription,
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
+    flow: Flow,
 ) -> Body {
     body(Feed::new(
         Some(session),
@@ -255,6 +273,7 @@ pub(super) fn ts_session_body(
         Protocol::HttpTs,
         flush_interval,
         shutdown,
+        flow,
     ))
 }
 
@@ -275,6 +294,7 @@ pub(super) async fn ws_flv_session(
     sub: Subscription,
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
+    flow: Flow,
 ) {
     let feed = Feed::new(
         Some(session),
@@ -283,6 +303,7 @@ pub(super) async fn ws_flv_session(
         Protocol::WsFlv,
         flush_interval,
         shutdown,
+        flow,
     );
     ws_flv_feed(socket, feed).await;
 }
@@ -371,6 +392,7 @@ mod tests {
             Protocol::HttpFlv,
             Duration::ZERO,
             shutdown,
+            None,
         );
         let listed = hub.sessions();
         assert_eq!(listed.len(), 1);

@@ -15,6 +15,7 @@
 //! `..`, or decodes to something containing `/`, `\` or NUL: nothing here ever maps
 //! a path to a file, but names must still be what they look like.
 
+pub(crate) mod hls_session;
 mod live;
 pub(crate) mod master;
 pub(crate) mod page;
@@ -31,6 +32,7 @@ use axum::Router;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::hook::Client;
 use crate::hub::{Hub, StreamKey};
 use crate::live_hls::HlsStore;
 
@@ -51,6 +53,13 @@ pub(crate) struct HttpState {
     pub local: std::net::SocketAddr,
     /// The transcoded renditions of a stream (for its master playlist).
     pub renditions: Renditions,
+    /// Who may play.
+    pub auth: Arc<crate::auth::Auth>,
+    pub hooks: Arc<crate::hook::Hooks>,
+    pub hls_sessions: Arc<hls_session::HlsSessions>,
+    /// How long an HLS playlist request waits for a stream that is not live, when
+    /// hook.on_stream_not_found may bring it (general.max_stream_wait_ms).
+    pub max_stream_wait: Duration,
 }
 
 /// Gives the rendition streams of a source stream, with their configured bitrate
@@ -221,42 +230,75 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
         }
         Err(PathError::NotFound) => return plain(StatusCode::NOT_FOUND, "not found\n"),
     };
-    let vhost = req.uri().query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("vhost="))
-            .map(str::to_owned)
-    });
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let vhost = query_param(&query, "vhost").map(str::to_owned);
     let key = |app: &str, stream: &str| StreamKey::new(vhost.as_deref(), app, stream);
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0)
         .unwrap_or(st.local);
+    let client = |protocol: &'static str, key: &StreamKey, session_id: u64| Client {
+        protocol,
+        key: key.clone(),
+        params: query.clone(),
+        peer,
+        session_id,
+    };
     match target {
-        Target::Playlist(app, stream) => match st.hls.playlist(&key(&app, &stream)) {
-            Some(text) => (
-                [
-                    (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                if method == Method::HEAD {
-                    Bytes::new()
-                } else {
-                    text
-                },
-            )
-                .into_response(),
-            None => plain(StatusCode::NOT_FOUND, "no such live stream\n"),
-        },
+        Target::Playlist(app, stream) => {
+            let key = key(&app, &stream);
+            match query_param(&query, "session") {
+                Some(token) => hls_media_playlist(&st, &method, &key, token, peer, &query),
+                None => {
+                    let c = client("hls", &key, 0);
+                    if let Err(r) = authorize_play(&st, &c).await {
+                        return r;
+                    }
+                    if !wait_for_hls(&st, &c).await {
+                        return plain(StatusCode::NOT_FOUND, "no such live stream\n");
+                    }
+                    let uri = format!("hls.m3u8?session={}", st.hls_sessions.mint(&key));
+                    let variants = master::variant(&st.hub, &key, uri.clone(), None)
+                        .into_iter()
+                        .collect::<Vec<_>>();
+                    let variants = if variants.is_empty() {
+                        // No media measured yet: a variant with a nominal bandwidth.
+                        vec![master::Variant {
+                            uri,
+                            bandwidth: 1_000_000,
+                            average_bandwidth: 0,
+                            width: 0,
+                            height: 0,
+                            fps: 0.0,
+                            codecs: None,
+                        }]
+                    } else {
+                        variants
+                    };
+                    playlist_response(&method, Bytes::from(master::render(variants)))
+                }
+            }
+        }
         Target::Master(app, stream) => {
             let source = key(&app, &stream);
+            let c = client("hls", &source, 0);
+            if let Err(r) = authorize_play(&st, &c).await {
+                return r;
+            }
             // Listed once their own playlists exist, so a player never gets a 404.
+            // Each variant is its own HLS session (only the one played comes alive).
             let mut variants = Vec::new();
             if st.hls.playlist(&source).is_some() {
-                variants.extend(master::variant(&st.hub, &source, "hls.m3u8".into(), None));
+                let uri = format!("hls.m3u8?session={}", st.hls_sessions.mint(&source));
+                variants.extend(master::variant(&st.hub, &source, uri, None));
                 for (r, bps) in (st.renditions)(&source) {
                     if st.hls.playlist(&r).is_some() {
-                        let uri = format!("../{}/hls.m3u8", percent_encode(&r.stream));
+                        let uri = format!(
+                            "../{}/hls.m3u8?session={}",
+                            percent_encode(&r.stream),
+                            st.hls_sessions.mint(&r)
+                        );
                         variants.extend(master::variant(&st.hub, &r, uri, Some(bps)));
                     }
                 }
@@ -264,32 +306,33 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
             if variants.is_empty() {
                 return plain(StatusCode::NOT_FOUND, "no such live stream\n");
             }
-            (
-                [
-                    (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                if method == Method::HEAD {
-                    Vec::new()
-                } else {
-                    master::render(variants)
-                },
-            )
-                .into_response()
+            playlist_response(&method, Bytes::from(master::render(variants)))
         }
-        Target::Segment(app, stream, file) => match st.hls.segment(&key(&app, &stream), &file) {
-            Some(bytes) => serve_bytes(
+        Target::Segment(app, stream, file) => {
+            let key = key(&app, &stream);
+            let Some(bytes) = st.hls.segment(&key, &file) else {
+                return plain(
+                    StatusCode::NOT_FOUND,
+                    "no such segment (expired or not yet written)\n",
+                );
+            };
+            let required = !st.auth.play_is_open_for(&key.app);
+            let served = if method == Method::HEAD { 0 } else { bytes.len() as u64 };
+            if let Err(e) =
+                st.hls_sessions
+                    .segment(&key, query_param(&query, "session"), served, required)
+            {
+                tracing::warn!(%peer, stream = %key, segment = %file, error = %e, "HLS segment refused");
+                return plain(StatusCode::FORBIDDEN, "forbidden\n");
+            }
+            serve_bytes(
                 &method,
                 req.headers(),
                 bytes,
                 "video/mp2t",
                 st.segment_max_age_s,
-            ),
-            None => plain(
-                StatusCode::NOT_FOUND,
-                "no such segment (expired or not yet written)\n",
-            ),
-        },
+            )
+        }
         Target::LiveFlv(app, stream) => {
             let key = key(&app, &stream);
             let (mut parts, _body) = req.into_parts();
@@ -298,40 +341,183 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
                 .ok();
             let schema = if ws.is_some() { "ws-flv" } else { "http-flv" };
             let session = st.hub.register_session(peer, st.local, schema);
+            let c = client(schema, &key, session.id());
+            if let Err(r) = authorize_play(&st, &c).await {
+                return r;
+            }
+            if st.hub.find(&key).is_none() {
+                st.hooks.stream_not_found(&c);
+            }
             let sub = match live::subscribe_viewer(&st.hub, &key, &session).await {
                 Ok(s) => s,
                 Err(e) => return plain(StatusCode::NOT_FOUND, &format!("{e}\n")),
             };
             tracing::info!(stream = %key, %peer, session = session.id(), websocket = ws.is_some(), "FLV viewer started");
+            let flow = Some((st.hooks.clone(), c));
             match ws {
                 Some(ws) => {
                     let (flush, shutdown) = (st.flush_interval, st.shutdown.clone());
                     ws.on_upgrade(move |socket| {
-                        live::ws_flv_session(socket, session, sub, flush, shutdown)
+                        live::ws_flv_session(socket, session, sub, flush, shutdown, flow)
                     })
                 }
                 None => live_response(
                     "video/x-flv",
                     &method,
-                    live::flv_session_body(session, sub, st.flush_interval, st.shutdown.clone()),
+                    live::flv_session_body(
+                        session,
+                        sub,
+                        st.flush_interval,
+                        st.shutdown.clone(),
+                        flow,
+                    ),
                 ),
             }
         }
         Target::LiveTs(app, stream) => {
             let key = key(&app, &stream);
             let session = st.hub.register_session(peer, st.local, "http-ts");
+            let c = client("http-ts", &key, session.id());
+            if let Err(r) = authorize_play(&st, &c).await {
+                return r;
+            }
+            if st.hub.find(&key).is_none() {
+                st.hooks.stream_not_found(&c);
+            }
             let sub = match live::subscribe_viewer(&st.hub, &key, &session).await {
                 Ok(s) => s,
                 Err(e) => return plain(StatusCode::NOT_FOUND, &format!("{e}\n")),
             };
             tracing::info!(stream = %key, %peer, session = session.id(), "HTTP-TS viewer started");
+            let flow = Some((st.hooks.clone(), c));
             live_response(
                 "video/mp2t",
                 &method,
-                live::ts_session_body(session, sub, st.flush_interval, st.shutdown.clone()),
+                live::ts_session_body(session, sub, st.flush_interval, st.shutdown.clone(), flow),
             )
         }
     }
+}
+
+/// Gates `/record/{app}/{stream}/...` (mounted under `/record`, so the path seen
+/// here starts at the app): a recording is played like its live stream, asked of
+/// [`crate::auth::Auth::play`] (a signed URL, or hook.on_play with schema "http")
+/// unless playing the app is open.
+pub(crate) async fn record_gate(
+    State(st): State<HttpState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut segs = path.trim_start_matches('/').split('/');
+    let (Some(app), Some(stream)) = (segs.next(), segs.next()) else {
+        return next.run(req).await;
+    };
+    let (Ok(app), Ok(stream)) = (percent_decode(app), percent_decode(stream)) else {
+        return plain(StatusCode::BAD_REQUEST, "bad request: bad path\n");
+    };
+    if st.auth.play_is_open_for(&app) {
+        return next.run(req).await;
+    }
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or(st.local);
+    let c = Client {
+        protocol: "http",
+        key: StreamKey::new(query_param(&query, "vhost"), &app, &stream),
+        params: query.clone(),
+        peer,
+        session_id: st.hub.next_session_id(),
+    };
+    match authorize_play(&st, &c).await {
+        Ok(()) => next.run(req).await,
+        Err(r) => r,
+    }
+}
+
+/// The value of `name` in a query string.
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    })
+}
+
+/// Asks [`crate::auth::Auth::play`]; a refusal is a 403 whose body is the short
+/// message (a hook receiver's `msg`), the reason goes to the log.
+async fn authorize_play(st: &HttpState, c: &Client) -> Result<(), Response> {
+    match st.auth.play(c).await {
+        Ok(()) => Ok(()),
+        Err(denied) => {
+            tracing::warn!(peer = %c.peer, stream = %c.key, protocol = c.protocol, reason = %denied.reason, "play refused");
+            Err(plain(
+                StatusCode::FORBIDDEN,
+                &format!("forbidden: {}\n", denied.msg),
+            ))
+        }
+    }
+}
+
+/// Whether `c`'s stream has live HLS; when it has not and hook.on_stream_not_found
+/// is configured (which may start a pull proxy), waits for it up to
+/// general.max_stream_wait_ms.
+async fn wait_for_hls(st: &HttpState, c: &Client) -> bool {
+    if st.hls.playlist(&c.key).is_some() {
+        return true;
+    }
+    if !st.hooks.handles_not_found() {
+        return false;
+    }
+    st.hooks.stream_not_found(c);
+    let deadline = tokio::time::Instant::now() + st.max_stream_wait;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if st.hls.playlist(&c.key).is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+/// A session's media playlist: the segment URIs carry the session's segment token.
+fn hls_media_playlist(
+    st: &HttpState,
+    method: &Method,
+    key: &StreamKey,
+    token: &str,
+    peer: std::net::SocketAddr,
+    query: &str,
+) -> Response {
+    let seg_token = match st.hls_sessions.playlist(key, token, peer, query) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(%peer, stream = %key, error = %e, "HLS playlist refused");
+            return plain(StatusCode::FORBIDDEN, "forbidden: HLS session invalid or ended\n");
+        }
+    };
+    match st.hls.playlist(key) {
+        Some(text) => playlist_response(method, hls_session::with_segment_token(&text, &seg_token)),
+        None => plain(StatusCode::NOT_FOUND, "no such live stream\n"),
+    }
+}
+
+fn playlist_response(method: &Method, text: Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        if method == Method::HEAD {
+            Bytes::new()
+        } else {
+            text
+        },
+    )
+        .into_response()
 }
 
 fn live_response(content_type: &'static str, method: &Method, body: axum::body::Body) -> Response {

@@ -89,6 +89,7 @@ impl SessionRegistry {
             registry: self.clone(),
             id,
             peer,
+            schema,
             kicked,
         }
     }
@@ -113,6 +114,7 @@ pub struct SessionGuard {
     registry: Arc<SessionRegistry>,
     id: u64,
     peer: SocketAddr,
+    schema: &'static str,
     /// Its sender lives in the registry entry, which lives as long as this guard.
     kicked: watch::Receiver<bool>,
 }
@@ -124,6 +126,11 @@ impl SessionGuard {
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The protocol it was registered with ("rtmp", "http-flv", ...).
+    pub fn schema(&self) -> &'static str {
+        self.schema
     }
 
     /// Records what the session now does: `(Publisher, Some(key))` once a publish is

@@ -25,6 +25,9 @@ use crate::hub::{
     self, Hub, Origin, Packet, Publisher, SessionGuard, StreamKey, Subscription, SubscriptionEnd,
     KICKED_REASON,
 };
+use crate::auth::Grant;
+use crate::hook::Client;
+use crate::hub::{OriginKind, PublisherEnd};
 use crate::metrics::{self, PlayerGauge, Protocol};
 
 /// Read buffer of a publisher: it sends up to a few MB/s, and 64 KiB per read keeps
@@ -63,6 +66,8 @@ struct ServerConn {
     vhost: Option<String>,
     key: Option<StreamKey>,
     role: Attachment,
+    /// Who this connection is to the hooks, once it asked for a stream.
+    client: Option<Client>,
     /// The last role taken, for the closing log line.
     role_seen: &'static str,
     connected: bool,
@@ -107,6 +112,7 @@ pub async fn run(
         vhost: None,
         key: None,
         role: Attachment::None,
+        client: None,
         role_seen: "none",
         connected: false,
         bytes_in: 0,
@@ -121,6 +127,11 @@ pub async fn run(
     };
     conn.role = Attachment::None; // ends a publish (continue_push starts) or a subscription
     metrics::session_closed("rtmp", &reason);
+    if let (Some(hooks), Some(client)) = (&conn.settings.hooks, &conn.client) {
+        let player = conn.role_seen == "player";
+        let bytes = if player { conn.bytes_out } else { conn.bytes_in };
+        hooks.flow_report(client, player, bytes, started.elapsed());
+    }
     let stream = conn.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
     // The peer quirks the session let pass, once per connection; absent when none.
     let tolerated = conn.session.tolerated();
@@ -193,7 +204,10 @@ impl ServerConn {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return "server shutting down".into(),
-                _ = kicked => return "stream closed by the operator (API)".into(),
+                end = kicked => return match end {
+                    PublisherEnd::Closed => "stream closed by the operator (API)".into(),
+                    PublisherEnd::TakenOver => "taken over by a new publisher of the stream".into(),
+                },
                 _ = self.registration.kicked() => return KICKED_REASON.into(),
                 r = tokio::time::timeout(limit, rd.read(&mut buf)) => match r {
                     Ok(r) => {
@@ -265,8 +279,26 @@ impl ServerConn {
                     );
                 }
                 let key = self.stream_key(&stream_name, &params);
+                let client = self.client(&key, &params);
+                let grant = match &self.settings.auth {
+                    Some(auth) => auth.publish(&client, OriginKind::RtmpPush).await,
+                    None => Ok(Grant::default()),
+                };
+                let grant = match grant {
+                    Ok(g) => g,
+                    Err(denied) => {
+                        self.session.reject_publish(
+                            stream_id,
+                            "NetStream.Publish.Unauthorized",
+                            &denied.msg,
+                        );
+                        self.key = Some(key);
+                        self.role_seen = "publisher";
+                        return Some(format!("publish refused: {}", denied.reason));
+                    }
+                };
                 let origin = Origin {
-                    kind: crate::hub::OriginKind::RtmpPush,
+                    kind: OriginKind::RtmpPush,
                     peer: Some(self.peer),
                     local: self.local,
                     url: format!(
@@ -276,10 +308,11 @@ impl ServerConn {
                         key.stream
                     ),
                     params,
-                    options: Default::default(),
+                    options: grant.options,
                 };
-                match self.hub.publish(key.clone(), origin) {
+                match self.hub.publish_with(key.clone(), origin, grant.proven) {
                     Ok(p) => {
+                        self.client = Some(client);
                         self.session.accept_publish(stream_id);
                         tracing::info!(peer = %self.peer, stream = %key, "publish started");
                         self.registration
@@ -315,6 +348,23 @@ impl ServerConn {
                 let key = self.stream_key(&stream_name, &params);
                 self.key = Some(key.clone());
                 self.role_seen = "player";
+                let client = self.client(&key, &params);
+                if let Some(auth) = &self.settings.auth {
+                    if let Err(denied) = auth.play(&client).await {
+                        self.session.reject_play(
+                            stream_id,
+                            "NetStream.Play.Unauthorized",
+                            &denied.msg,
+                        );
+                        return Some(format!("play refused: {}", denied.reason));
+                    }
+                }
+                if let Some(hooks) = &self.settings.hooks {
+                    if self.hub.find(&key).is_none() {
+                        hooks.stream_not_found(&client);
+                    }
+                }
+                self.client = Some(client);
                 if stream_id != PLAYER_STREAM_ID {
                     // Media chunks are built once per stream on message stream id 1
                     // and shared; a second NetStream on one connection is not served.
@@ -438,6 +488,17 @@ impl ServerConn {
                 "peer stopped reading: a write did not finish within {} ms",
                 self.settings.write_timeout.as_millis()
             )),
+        }
+    }
+
+    /// This connection as a hook and auth client asking for `key`.
+    fn client(&self, key: &StreamKey, params: &str) -> Client {
+        Client {
+            protocol: self.registration.schema(),
+            key: key.clone(),
+            params: params.to_owned(),
+            peer: self.peer,
+            session_id: self.registration.id(),
         }
     }
 

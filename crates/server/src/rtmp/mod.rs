@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 
 /// Settings the connection tasks need, resolved once from the config.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RtmpSettings {
     pub session: ferrocast_proto::rtmp::session::SessionConfig,
     pub handshake_timeout: Duration,
@@ -22,6 +22,10 @@ pub struct RtmpSettings {
     pub flush_interval: Duration,
     pub tcp_nodelay: bool,
     pub write_timeout: Duration,
+    /// Who may publish and play; `None` lets everyone (in-process tests).
+    pub(crate) auth: Option<Arc<crate::auth::Auth>>,
+    /// Hook events of sessions (on_stream_not_found, on_flow_report).
+    pub(crate) hooks: Option<Arc<crate::hook::Hooks>>,
 }
 
 impl RtmpSettings {
@@ -44,6 +48,8 @@ impl RtmpSettings {
             flush_interval: Duration::from_millis(c.hub.flush_interval_ms),
             tcp_nodelay: c.hub.tcp_nodelay,
             write_timeout: Duration::from_millis(c.hub.slow_player_timeout_ms),
+            auth: None,
+            hooks: None,
         }
     }
 }
@@ -114,6 +120,8 @@ mod tests {
             flush_interval: Duration::ZERO,
             tcp_nodelay: true,
             write_timeout: Duration::from_secs(5),
+            auth: None,
+            hooks: None,
         })
     }
 

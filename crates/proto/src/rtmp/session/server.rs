@@ -271,6 +271,19 @@ impl ServerSession {
         }
     }
 
+    /// Refuses [`ServerEvent::Play`] with an error onStatus (`code`, e.g.
+    /// `NetStream.Play.Unauthorized`, and `description`); the stream goes back to
+    /// idle. Ignored for a stream that is not waiting for a play answer.
+    pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) {
+        if let Some(stream) = self.stream_in(stream_id, StreamState::PlayRequested) {
+            stream.state = StreamState::Idle;
+            let details = std::mem::take(&mut stream.name);
+            self.on_status(stream_id, "error", code, description, &details);
+        } else {
+            self.take_withdrawn(Withdrawn::Play(stream_id));
+        }
+    }
+
     /// Tells a playing stream that its publisher left: NetStream.Play.UnpublishNotify
     /// then Stream EOF. The stream stays playing (the player may wait for a new
     /// publisher); ignored for a stream that is not playing.
