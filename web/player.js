@@ -101,12 +101,24 @@
     return encodeURIComponent(app) + '/' + stream.split('/').map(encodeURIComponent).join('/');
   }
 
+  // The page's own parameters; any other (a signed URL's exp and sig, a token a
+  // play hook checks) is handed on to the media URLs, so a link such as
+  // /?app=live&stream=cam&proto=hls&exp=...&sig=... plays a signed stream.
+  const PAGE_PARAMS = ['app', 'stream', 'proto', 'autoplay', 'record'];
+
+  function accessQuery() {
+    const params = new URLSearchParams(location.search);
+    for (const name of PAGE_PARAMS) params.delete(name);
+    const query = params.toString();
+    return query ? '?' + query : '';
+  }
+
   function playbackUrl(proto, app, stream) {
     const path = streamPath(app, stream);
     // The master playlist: the source and its transcoded renditions (just the source
     // when the stream is not transcoded); hls.js switches between them.
-    if (proto === 'hls') return absoluteUrl(path + '/master.m3u8');
-    const flv = absoluteUrl(path + '.live.flv');
+    if (proto === 'hls') return absoluteUrl(path + '/master.m3u8' + accessQuery());
+    const flv = absoluteUrl(path + '.live.flv' + accessQuery());
     // http -> ws, https -> wss: same host, port and path.
     return proto === 'wsflv' ? flv.replace(/^http/, 'ws') : flv;
   }
@@ -200,7 +212,7 @@
     const token = session;
     active = true;
     Object.assign(player, { proto: 'record', app: null, stream: null, errors: [], fatal: false });
-    player.url = absoluteUrl(rel);
+    player.url = absoluteUrl(rel + accessQuery());
     clearError();
     setState('loading');
     els.placeholder.hidden = true;

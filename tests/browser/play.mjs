@@ -1,7 +1,10 @@
 // Plays a live stream in Debian's headless Chromium through ferrocast's player page, over
 // HLS and then over HTTP-FLV, and checks that it really plays.
 //
-//   node tests/browser/play.mjs <base-url> <out-dir> [app/stream]
+//   node tests/browser/play.mjs <base-url> <out-dir> [app/stream] [query]
+//
+// `query` (e.g. a signed URL's `exp=...&sig=...`) is added to the page's address; the
+// page hands it on to the media URLs.
 //
 // For each protocol: opens `<base-url>/?app=live&stream=b&proto=<p>&autoplay=1`, waits
 // until `video.currentTime` has advanced by at least 5 s of real playback (timeout 40 s)
@@ -29,9 +32,9 @@ const PROTOCOLS = ['hls', 'flv'];
 const NEED_PLAYED_S = 5;
 const TIMEOUT_MS = 40_000;
 
-const [baseUrl, outDir, name = 'live/b'] = process.argv.slice(2);
+const [baseUrl, outDir, name = 'live/b', extraQuery = ''] = process.argv.slice(2);
 if (!baseUrl || !outDir) {
-  console.error('usage: node play.mjs <base-url> <out-dir> [app/stream]');
+  console.error('usage: node play.mjs <base-url> <out-dir> [app/stream] [query]');
   process.exit(2);
 }
 const [app, stream] = name.split('/');
@@ -57,7 +60,8 @@ console.log('OK: every protocol played');
 // Plays one protocol in a fresh page; returns a failure message, or null.
 async function playOne(proto) {
   const { page, lines: consoleLines } = await openPage(browser);
-  const url = `${baseUrl}/?app=${app}&stream=${stream}&proto=${proto}&autoplay=1`;
+  const extra = extraQuery ? `&${extraQuery}` : '';
+  const url = `${baseUrl}/?app=${app}&stream=${stream}&proto=${proto}&autoplay=1${extra}`;
   console.log(`${proto}: opening ${url}`);
   const started = Date.now();
   let failure = null;

@@ -191,14 +191,10 @@ impl Auth {
             grant.proven = true;
         }
         if self.hooks.gates_publish() {
-            grant.options = self
-                .hooks
-                .on_publish(c, origin)
-                .await
-                .map_err(|r| Denied {
-                    msg: r.msg,
-                    reason: r.reason,
-                })?;
+            grant.options = self.hooks.on_publish(c, origin).await.map_err(|r| Denied {
+                msg: r.msg,
+                reason: r.reason,
+            })?;
             grant.proven = true;
         }
         grant.proven &= self.takeover;

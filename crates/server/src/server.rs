@@ -183,11 +183,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
 
 /// Says loudly when anyone who can reach a public address may publish: fine on a
 /// laptop (`cargo run --release` just works), not on the internet.
-fn warn_if_open(
-    auth: &auth::Auth,
-    rtmp: std::net::SocketAddr,
-    http: std::net::SocketAddr,
-) {
+fn warn_if_open(auth: &auth::Auth, rtmp: std::net::SocketAddr, http: std::net::SocketAddr) {
     let public = |a: std::net::SocketAddr| !a.ip().is_loopback();
     if auth.publish_is_open_somewhere() && public(rtmp) {
         tracing::warn!(

@@ -32,7 +32,7 @@ fn master(server: &Server, stream: &str) -> Option<Vec<m3u8_rs::VariantStream>> 
 
 /// Downloads the newest `n` segments of a variant playlist into one TS file.
 fn fetch_segments(server: &Server, playlist: &str, n: usize, out: &std::path::Path) -> Vec<String> {
-    let text = server.get(playlist).text();
+    let text = common::get_hls_media(server, playlist).text();
     let pl = parse_playlist(&text);
     let base = playlist.rsplit_once('/').unwrap().0;
     let mut data = Vec::new();
@@ -41,7 +41,7 @@ fn fetch_segments(server: &Server, playlist: &str, n: usize, out: &std::path::Pa
         let r = server.get(&format!("{base}/{}", e.uri));
         assert_eq!(r.status, 200, "{}", e.uri);
         data.extend_from_slice(&r.body);
-        names.push(e.uri.clone());
+        names.push(e.uri.split('?').next().unwrap_or_default().to_owned());
     }
     std::fs::write(out, data).unwrap();
     names
@@ -70,13 +70,14 @@ fn video_packets(path: &std::path::Path) -> Vec<(f64, bool)> {
 
 /// The first video packet of each segment of a variant: (pts, is keyframe).
 fn segment_starts(server: &Server, playlist: &str, n: usize, label: &str) -> Vec<(f64, bool)> {
-    let text = server.get(playlist).text();
+    let text = common::get_hls_media(server, playlist).text();
     let pl = parse_playlist(&text);
     let base = playlist.rsplit_once('/').unwrap().0;
     let mut starts = Vec::new();
     for e in pl.entries.iter().rev().take(n).rev() {
         let r = server.get(&format!("{base}/{}", e.uri));
-        let path = server.path(&format!("{label}-{}", e.uri));
+        let name = e.uri.split('?').next().unwrap_or_default();
+        let path = server.path(&format!("{label}-{name}"));
         std::fs::write(&path, &r.body).unwrap();
         if let Some(first) = video_packets(&path).first() {
             starts.push(*first);
@@ -154,7 +155,12 @@ fn ladder_master_playlist_alignment_restart_and_stop() {
         Duration::from_secs(40),
         || master(&server, "m").filter(|v| v.len() == 3),
     );
-    let mut uris: Vec<&str> = variants.iter().map(|v| v.uri.as_str()).collect();
+    // Each variant URI carries its own HLS session token.
+    for v in &variants {
+        assert!(v.uri.contains("hls.m3u8?session="), "{}", v.uri);
+    }
+    let bare = |uri: &str| uri.split('?').next().unwrap_or_default().to_owned();
+    let mut uris: Vec<String> = variants.iter().map(|v| bare(&v.uri)).collect();
     let bandwidths: Vec<u64> = variants.iter().map(|v| v.bandwidth).collect();
     assert!(
         bandwidths.windows(2).all(|w| w[0] <= w[1]),
@@ -180,7 +186,7 @@ fn ladder_master_playlist_alignment_restart_and_stop() {
         let res = v.resolution.expect("RESOLUTION");
         assert_eq!(
             (res.width, res.height),
-            expected[v.uri.as_str()],
+            expected[bare(&v.uri).as_str()],
             "{}",
             v.uri
         );
@@ -196,7 +202,7 @@ fn ladder_master_playlist_alignment_restart_and_stop() {
         assert!(codecs.contains("mp4a.40.2"), "{codecs}");
         // Check against what ffprobe sees in the variant's own segments.
         let playlist = format!("/live/m/{}", v.uri).replace("/m/../", "/");
-        let ts = server.path(&format!("variant-{}.ts", v.uri.replace('/', "_")));
+        let ts = server.path(&format!("variant-{}.ts", bare(&v.uri).replace('/', "_")));
         fetch_segments(&server, &playlist, 1, &ts);
         let p = ffprobe(&[
             "-f",

@@ -89,6 +89,60 @@ fn assert_screenshots(artifacts: &Path, files: &[&str]) {
     }
 }
 
+/// A signed link to the player page (`/?app=live&stream=s&proto=hls&exp=...&sig=...`)
+/// plays over HLS (hls.js: master playlist, session-token segments) and HTTP-FLV,
+/// on a server where playing needs a signature.
+#[test]
+fn player_page_plays_a_signed_stream() {
+    require_browser();
+    let shots = ["hls.png", "flv.png"];
+    // Its own directory: the unsigned test writes the same file names meanwhile.
+    let artifacts = artifacts_dir(&[]).join("signed");
+    std::fs::create_dir_all(&artifacts).expect("create artifacts dir");
+    for f in shots {
+        let _ = std::fs::remove_file(artifacts.join(f));
+    }
+    let key = "browser-signing-key-0123456789";
+    let srv = Server::start(
+        "browser_signed",
+        &format!(
+            "[general]\ncontinue_push_ms = 500\nmax_stream_wait_ms = 8000\n[auth]\nplay = \"signed\"\nsecret = \"{key}\"\n"
+        ),
+    );
+    let mut publisher = publish_file(&srv, "publisher", "s", &["-stream_loop", "-1"]);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    // Signed independently of the server's code, with python3's hmac.
+    let sig = run_ok(
+        "python3",
+        &[
+            "-c",
+            "import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())",
+            key,
+            &format!("play/__defaultVhost__/live/s/{exp}"),
+        ],
+    );
+    let query = format!("exp={exp}&sig={}", sig.trim());
+    assert_eq!(
+        srv.get("/live/s/master.m3u8").status,
+        403,
+        "unsigned, the master playlist is refused"
+    );
+    wait_http_ok(&srv, &format!("/live/s/hls.m3u8?{query}"), secs(10));
+    run_node(
+        &srv,
+        "play.mjs",
+        &[&srv.http_base(), artifacts.to_str().unwrap(), "live/s", &query],
+        NODE_TIMEOUT,
+    );
+    assert!(publisher.is_running(), "{}", publisher.output());
+    publisher.kill();
+    assert_screenshots(&artifacts, &shots);
+}
+
 #[test]
 fn player_page_plays_hls_and_flv() {
     require_browser();

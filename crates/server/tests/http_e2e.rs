@@ -37,12 +37,16 @@ struct HlsWatch {
     segments: BTreeMap<u64, (HlsEntry, Vec<u8>)>,
     first_playlist_after: Option<Duration>,
     started: Instant,
+    /// The media playlist's path (with its session token), from the one-variant
+    /// master playlist `hls.m3u8` answers first.
+    media: Option<String>,
 }
 
 impl HlsWatch {
     fn new(name: &str) -> HlsWatch {
         HlsWatch {
             base: format!("/live/{name}"),
+            media: None,
             playlists: Vec::new(),
             segments: BTreeMap::new(),
             first_playlist_after: None,
@@ -53,7 +57,14 @@ impl HlsWatch {
     /// Fetches the playlist (`None` while it is 404: no complete segment yet), checks
     /// it against the earlier ones and downloads every segment not seen yet.
     fn poll(&mut self, srv: &Server) -> Option<HlsPlaylist> {
-        let r = srv.get(&format!("{}/hls.m3u8", self.base));
+        if self.media.is_none() {
+            let r = srv.get(&format!("{}/hls.m3u8", self.base));
+            if r.status == 404 {
+                return None;
+            }
+            self.media = Some(common::hls_variant(&self.base, &r));
+        }
+        let r = srv.get(self.media.as_deref().unwrap());
         if r.status == 404 && self.playlists.is_empty() {
             return None;
         }
@@ -120,10 +131,15 @@ impl HlsWatch {
             "more than window = 3 segments listed:\n{text}"
         );
         for e in &p.entries {
+            let (name, query) = e.uri.split_once('?').unwrap_or((&e.uri, ""));
             assert_eq!(
-                e.uri,
+                name,
                 format!("{}.ts", e.sequence),
                 "segment names follow the media sequence:\n{text}"
+            );
+            assert!(
+                query.starts_with("session="),
+                "a segment URI carries the viewer's session token:\n{text}"
             );
             assert!(
                 e.duration.round() as u64 <= target,

@@ -154,7 +154,7 @@ fn pull_rtmp_from_nginx_and_survive_its_restart() {
         "a playlist with a discontinuity",
         Duration::from_secs(15),
         || {
-            let r = server.get("/live/p/hls.m3u8");
+            let r = common::get_hls_media(&server, "/live/p/hls.m3u8");
             let text = r.text();
             (r.status == 200 && text.contains("#EXT-X-DISCONTINUITY")).then_some(text)
         },

@@ -250,7 +250,10 @@ impl HlsSessions {
         required: bool,
     ) -> Result<(), TokenRefused> {
         let checked = match token {
-            Some(t) => self.auth.check_hls_token(key, t, unix_now()).map_err(TokenRefused::from),
+            Some(t) => self
+                .auth
+                .check_hls_token(key, t, unix_now())
+                .map_err(TokenRefused::from),
             None => Err(TokenRefused::Bad(ferrocast_proto::sign::SignError::Missing)),
         };
         match checked {
@@ -288,7 +291,11 @@ pub(crate) fn with_segment_token(playlist: &Bytes, token: &str) -> Bytes {
     for line in text.lines() {
         out.push_str(line);
         if !line.is_empty() && !line.starts_with('#') {
-            out.push_str(if line.contains('?') { "&session=" } else { "?session=" });
+            out.push_str(if line.contains('?') {
+                "&session="
+            } else {
+                "?session="
+            });
             out.push_str(token);
         }
         out.push('\n');

@@ -21,11 +21,11 @@ use futures_util::stream;
 use thiserror::Error;
 use tokio::sync::watch;
 
+use crate::hook::{Client, Hooks};
 use crate::hub::{
     Hub, Packet, PacketKind, Role, SessionGuard, StreamKey, SubscribeError, Subscription,
     SubscriptionEnd, KICKED_REASON,
 };
-use crate::hook::{Client, Hooks};
 use crate::metrics::{self, PlayerGauge, Protocol};
 
 /// Most packets taken from the ring per write.

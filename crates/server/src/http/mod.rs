@@ -317,7 +317,11 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
                 );
             };
             let required = !st.auth.play_is_open_for(&key.app);
-            let served = if method == Method::HEAD { 0 } else { bytes.len() as u64 };
+            let served = if method == Method::HEAD {
+                0
+            } else {
+                bytes.len() as u64
+            };
             if let Err(e) =
                 st.hls_sessions
                     .segment(&key, query_param(&query, "session"), served, required)
@@ -496,7 +500,10 @@ fn hls_media_playlist(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(%peer, stream = %key, error = %e, "HLS playlist refused");
-            return plain(StatusCode::FORBIDDEN, "forbidden: HLS session invalid or ended\n");
+            return plain(
+                StatusCode::FORBIDDEN,
+                "forbidden: HLS session invalid or ended\n",
+            );
         }
     };
     match st.hls.playlist(key) {

@@ -20,13 +20,13 @@ use tokio::sync::watch;
 
 use super::writer::write_all_vectored;
 use super::RtmpSettings;
+use crate::auth::Grant;
+use crate::hook::Client;
 use crate::hub::packet::PLAYER_STREAM_ID;
 use crate::hub::{
     self, Hub, Origin, Packet, Publisher, SessionGuard, StreamKey, Subscription, SubscriptionEnd,
     KICKED_REASON,
 };
-use crate::auth::Grant;
-use crate::hook::Client;
 use crate::hub::{OriginKind, PublisherEnd};
 use crate::metrics::{self, PlayerGauge, Protocol};
 
@@ -129,7 +129,11 @@ pub async fn run(
     metrics::session_closed("rtmp", &reason);
     if let (Some(hooks), Some(client)) = (&conn.settings.hooks, &conn.client) {
         let player = conn.role_seen == "player";
-        let bytes = if player { conn.bytes_out } else { conn.bytes_in };
+        let bytes = if player {
+            conn.bytes_out
+        } else {
+            conn.bytes_in
+        };
         hooks.flow_report(client, player, bytes, started.elapsed());
     }
     let stream = conn.key.as_ref().map(|k| k.to_string()).unwrap_or_default();

@@ -1653,3 +1653,36 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> O
         sleep(Duration::from_millis(200));
     }
 }
+
+/// The path of the media playlist a first `hls.m3u8` answer (`r`, for the stream at
+/// `base` = `/app/stream`) points to: it is a one-variant master playlist whose URI
+/// carries the viewer's HLS session token. Panics (naming the answer) otherwise.
+pub fn hls_variant(base: &str, r: &HttpResponse) -> String {
+    let text = r.text();
+    assert_eq!(r.status, 200, "first hls.m3u8 answer: {text}");
+    assert!(
+        text.contains("#EXT-X-STREAM-INF:"),
+        "the first hls.m3u8 answer is a master playlist:\n{text}"
+    );
+    let uri = text
+        .lines()
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or_else(|| panic!("no variant URI in:\n{text}"));
+    assert!(
+        uri.starts_with("hls.m3u8?session="),
+        "the variant is this stream's playlist with a session token: {uri}"
+    );
+    format!("{base}/{uri}")
+}
+
+/// GET of a live `hls.m3u8` as a player sees it: the first answer is a one-variant
+/// master playlist ([`hls_variant`]), whose media playlist is fetched and returned.
+/// Any other answer (404...) is returned as it is.
+pub fn get_hls_media(server: &Server, path: &str) -> HttpResponse {
+    let r = server.get(path);
+    if r.status != 200 || !r.text().contains("#EXT-X-STREAM-INF:") {
+        return r;
+    }
+    let base = path.rsplit_once('/').map(|(b, _)| b).unwrap_or("");
+    server.get(&hls_variant(base, &r))
+}
