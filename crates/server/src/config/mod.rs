@@ -594,6 +594,19 @@ impl Config {
                     message: format!("{p:?} is not \"open\", \"signed\" or \"hook\""),
                 });
             }
+            if p == "hook" {
+                let (hook, url) = if key.contains("publish") {
+                    ("hook.on_publish", &self.hook.on_publish)
+                } else {
+                    ("hook.on_play", &self.hook.on_play)
+                };
+                if !self.hook.enable || url.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        message: format!("\"hook\" needs hook.enable = true and {hook} set"),
+                    });
+                }
+            }
             if p == "signed" && self.auth.secret.len() < 16 {
                 return Err(ConfigError::Invalid {
                     key: "auth.secret",
@@ -745,6 +758,26 @@ mod tests {
         assert!(e.contains("http.listen"), "{e}");
         let e = load_str("threads = \"many\"\n").unwrap_err().to_string();
         assert!(e.contains("threads"), "{e}");
+    }
+
+    #[test]
+    fn access_policies_are_checked() {
+        let e = load_str("[auth]\nplay = \"signed\"\n").unwrap_err().to_string();
+        assert!(e.contains("auth.secret"), "{e}");
+        let e = load_str("[auth]\npublish = \"hook\"\n").unwrap_err().to_string();
+        assert!(e.contains("hook.on_publish"), "{e}");
+        let e = load_str("[auth]\nplay = \"closed\"\n").unwrap_err().to_string();
+        assert!(e.contains("auth.play"), "{e}");
+        let e = load_str("[hook]\non_error = \"maybe\"\n").unwrap_err().to_string();
+        assert!(e.contains("hook.on_error"), "{e}");
+        let c = load_str(
+            "[auth]\npublish = \"hook\"\nsecret = \"0123456789abcdef\"\napps = { open = { publish = \"open\" }, s = { play = \"signed\" } }\n[hook]\nenable = true\non_publish = \"http://127.0.0.1:9/p\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.policy("live", true), "hook");
+        assert_eq!(c.auth.policy("open", true), "open");
+        assert_eq!(c.auth.policy("s", false), "signed");
+        assert_eq!(c.auth.policy("live", false), "open");
     }
 
     #[test]
