@@ -33,4 +33,5 @@ pub mod mp4;
 pub mod mpegts;
 pub mod percent;
 pub mod rtmp;
+pub mod sign;
 pub mod time;
