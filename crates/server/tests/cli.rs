@@ -164,3 +164,166 @@ fn sigterm_during_publish_and_play_exits_0() {
     publisher.wait(secs(10));
     player.wait(secs(10));
 }
+
+/// The signature of `message` under `secret`, computed by Python's hmac module: an
+/// implementation independent of ours.
+fn python_hmac(secret: &str, message: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import hmac,hashlib,sys; \
+             print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())",
+            secret,
+            message,
+        ])
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "python3: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+/// Splits a signed URL into (the URL without exp and sig, exp, sig), checking that
+/// each appears once, last, in that order.
+fn split_signed(url: &str) -> (String, u64, String) {
+    let (rest, sig) = url.rsplit_once("&sig=").expect("no &sig= at the end");
+    let (base, exp) = rest.rsplit_once("exp=").expect("no exp=");
+    assert!(base.ends_with('?') || base.ends_with('&'), "{url}");
+    assert_eq!(url.matches("exp=").count(), 1, "{url}");
+    assert_eq!(url.matches("sig=").count(), 1, "{url}");
+    let base = base[..base.len() - 1].to_owned();
+    (base, exp.parse().expect("exp is a number"), sig.to_owned())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+const SIGN_SECRET: &str = "a-secret-of-24-characters";
+
+fn sign_config(name: &str, secret: &str) -> (TestDir, String) {
+    let dir = TestDir::new(name);
+    let file = dir.join("c.toml");
+    fs::write(&file, format!("[auth]\nsecret = \"{secret}\"\n")).unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    (dir, file)
+}
+
+#[test]
+fn sign_prints_a_url_python_agrees_with() {
+    let (_dir, config) = sign_config("sign_ok", SIGN_SECRET);
+    let cases = [
+        // (action, URL, the message Python signs, without the expiry)
+        (
+            "publish",
+            "rtmp://127.0.0.1/live/cam1",
+            "publish/__defaultVhost__/live/cam1/",
+        ),
+        (
+            "play",
+            "http://h:8080/live/c%20am/hls.m3u8",
+            "play/__defaultVhost__/live/c am/",
+        ),
+        (
+            "play",
+            "ws://h:8080/live/cam1.live.flv",
+            "play/__defaultVhost__/live/cam1/",
+        ),
+        // A query already there, naming the vhost: `&`, and the sig covers that vhost.
+        (
+            "publish",
+            "rtmp://h:1935/live/cam1?vhost=x",
+            "publish/x/live/cam1/",
+        ),
+    ];
+    for (action, url, message) in cases {
+        let before = unix_now();
+        let out = ferrocast(&["sign", "--config", &config, action, url]);
+        let after = unix_now();
+        assert!(out.status.success(), "{url}: {}", text(&out.stderr));
+        let signed = text(&out.stdout).trim().to_owned();
+        let (base, exp, sig) = split_signed(&signed);
+        assert_eq!(base, url, "{signed}");
+        assert!(
+            (before + 3600..=after + 3600).contains(&exp),
+            "default ttl is not 3600 s: exp {exp}, now {before}"
+        );
+        assert_eq!(
+            sig,
+            python_hmac(SIGN_SECRET, &format!("{message}{exp}")),
+            "{signed}"
+        );
+    }
+
+    // The global flag works before the subcommand too.
+    let out = ferrocast(&["--config", &config, "sign", "play", "rtmp://h/live/a"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn sign_honours_ttl() {
+    let (_dir, config) = sign_config("sign_ttl", SIGN_SECRET);
+    let before = unix_now();
+    let out = ferrocast(&[
+        "sign",
+        "--config",
+        &config,
+        "play",
+        "https://h/live/cam1.live.ts?token=1",
+        "--ttl",
+        "60",
+    ]);
+    let after = unix_now();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let signed = text(&out.stdout).trim().to_owned();
+    let (base, exp, sig) = split_signed(&signed);
+    assert_eq!(base, "https://h/live/cam1.live.ts?token=1");
+    assert!(
+        (before + 60..=after + 60).contains(&exp),
+        "--ttl 60 not honoured: exp {exp}, now {before}"
+    );
+    assert_eq!(
+        sig,
+        python_hmac(
+            SIGN_SECRET,
+            &format!("play/__defaultVhost__/live/cam1/{exp}")
+        )
+    );
+}
+
+#[test]
+fn sign_refuses_without_a_usable_secret_or_stream() {
+    // No config at all: the embedded default secret is empty.
+    let out = ferrocast(&["sign", "publish", "rtmp://h/live/cam1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("auth.secret"),
+        "the refusal does not name auth.secret: {}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "printed {}", text(&out.stdout));
+
+    let (_dir, short) = sign_config("sign_short", "fifteen-chars!!");
+    let out = ferrocast(&["sign", "--config", &short, "publish", "rtmp://h/live/cam1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("auth.secret"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+
+    let (_dir, config) = sign_config("sign_nostream", SIGN_SECRET);
+    for url in ["rtmp://h/live", "http://h/live/cam1", "file:///etc/passwd"] {
+        let out = ferrocast(&["sign", "--config", &config, "play", url]);
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("names no stream"),
+            "{url}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
