@@ -67,6 +67,17 @@
 //!   publish counter (a `watch`), and a stream's `kicked` watch tells its publisher
 //!   to leave (`close_streams`).
 //!
+//! # Access control
+//! Every client that asks for a stream is asked about first: [`auth::Auth::publish`]
+//! and [`auth::Auth::play`] apply the app's policy (open, a signed URL, the gate
+//! hooks of [`hook::Hooks`]) before the hub sees the client; a refusal closes that
+//! one session (RTMP `NetStream.*.Unauthorized`, HTTP 403) with the reason in the
+//! log. Internal subscribers are never asked. HLS viewers have no connection, so
+//! [`http::hls_session`] makes one: a token in the playlist URIs, a hub session and a
+//! reader count per viewer. A publish the gate approved carries its options
+//! ([`hub::PublishOptions`]: HLS, MP4, continue_push) into the stream, and a proven
+//! publisher may take a live stream over ([`hub::Hub::publish_with`]).
+//!
 //! # Locks
 //! Every lock here is a `std::sync` `Mutex` or `RwLock`, held for a few field updates
 //! and never across an `.await` (so a tokio lock's queueing and cost buy nothing, and
@@ -92,7 +103,9 @@
 //!    in logs and answers) and [`files`] (crash-safe small files): small rules
 //!    several modules share. Import nothing of ours.
 //! 3. [`hub`]: streams, fan-out, sessions.
-//! 4. [`metrics`]: Prometheus counters and the scrape-time view of the hub.
+//! 4. [`metrics`]: Prometheus counters and the scrape-time view of the hub; then
+//!    [`hook`] (ZLMediaKit's webhooks: its JSON shapes live there, as the API's live
+//!    in `api/`); then [`auth`] (who may publish and play).
 //! 5. Inputs and outputs: [`rtmp`], [`live_hls`], [`record`]; then [`http`] (serves
 //!    live HLS), [`proxy`] (restarts live HLS and recordings of pulled streams); then
 //!    [`transcode`] (publishes through the RTMP listener's address, proxies' URLs).

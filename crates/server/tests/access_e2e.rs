@@ -584,7 +584,7 @@ fn signed_urls_on_every_protocol() {
         secs(2),
         &server.path("ws.flv"),
     );
-    assert!(cap.messages > 10, "signed WS-FLV: {cap:?}");
+    assert!(cap.binary_messages > 10, "signed WS-FLV: {cap:?}");
     // Segments: a bare URL is refused, the session's token works.
     let media_path = hls_variant("/live/cam", &server.get(&format!("/live/cam/hls.m3u8?{q}")));
     let media = server.get(&media_path).text();
@@ -696,4 +696,137 @@ fn proven_publisher_takes_over() {
     );
     assert!(a.is_running(), "the first publisher keeps the stream");
     a.kill();
+}
+
+/// on_stream_not_found: the receiver calls addStreamProxy (as ZLMediaKit users do
+/// for on-demand pulls) and the waiting player gets the stream.
+#[test]
+fn stream_not_found_hook_pulls_on_demand() {
+    let origin = Server::start("access_nf_origin", &config(""));
+    let mut publisher = publish_file(&origin, "pub", "src", &["-stream_loop", "-1"]);
+    wait_online_with(&origin, SECRET, "src");
+    let edge_http: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+    let src_url = origin.url("src");
+    let e = edge_http.clone();
+    let rx = Receiver::start(move |path, body| {
+        if path.ends_with("on_stream_not_found") && body["stream"] == "wanted" {
+            let http = e.lock().unwrap().expect("edge address");
+            let q = format!(
+                "secret={SECRET}&vhost=__defaultVhost__&app=live&stream=wanted&url={src_url}"
+            );
+            let mut s = TcpStream::connect(http).unwrap();
+            let _ = write!(
+                s,
+                "GET /index/api/addStreamProxy?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            assert!(answer.contains("\"code\":0"), "addStreamProxy: {answer}");
+        }
+        ok()
+    });
+    let edge = Server::start(
+        "access_nf_edge",
+        &format!(
+            "[api]\nsecret = \"{SECRET}\"\n[general]\nmax_stream_wait_ms = 10000\n[hook]\nenable = true\non_stream_not_found = \"{}\"\n",
+            rx.url("on_stream_not_found")
+        ),
+    );
+    *edge_http.lock().unwrap() = Some(edge.http);
+    let (ok, err, frames) = rtmp_play(&edge, "wanted", "wanted");
+    assert!(
+        ok && frames > 10,
+        "the waiting player got the pulled stream: {frames} {err}"
+    );
+    let calls = rx.calls("on_stream_not_found");
+    assert!(!calls.is_empty());
+    let b = &calls[0];
+    for f in [
+        "mediaServerId",
+        "app",
+        "stream",
+        "vhost",
+        "schema",
+        "params",
+        "ip",
+        "port",
+        "id",
+    ] {
+        assert!(!b[f].is_null(), "on_stream_not_found lacks {f}: {b}");
+    }
+    // HTTP-FLV of a stream nobody has asks too (and waits).
+    let (ok, err, frames) = http_play(&edge, "/live/wanted.live.flv", "wanted-flv", "flv");
+    assert!(ok && frames > 10, "{frames} {err}");
+    publisher.kill();
+}
+
+/// on_stream_none_reader with `close: true` closes a stream watched only over HLS,
+/// once its last HLS viewer has left (HLS sessions count as readers), not before.
+#[test]
+fn none_reader_closes_an_hls_only_stream_after_its_viewer_leaves() {
+    let watched = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w = watched.clone();
+    let rx = Receiver::start(move |path, _| {
+        if path.ends_with("on_stream_none_reader") {
+            let close = w.load(std::sync::atomic::Ordering::SeqCst);
+            (Duration::ZERO, json!({"code": 0, "close": close}))
+        } else {
+            ok()
+        }
+    });
+    let server = Server::start(
+        "access_none_reader",
+        &config(&format!(
+            "[general]\nstream_none_reader_delay_ms = 2000\n[hls]\nsession_timeout_ms = 2000\n[hook]\nenable = true\non_stream_none_reader = \"{}\"\non_flow_report = \"{}\"\n",
+            rx.url("on_stream_none_reader"),
+            rx.url("on_flow_report")
+        )),
+    );
+    let mut publisher = publish_file(&server, "pub", "h", &["-stream_loop", "-1"]);
+    wait_online_with(&server, SECRET, "h");
+    let master = wait_http_ok(&server, "/live/h/hls.m3u8", secs(15));
+    let media = hls_variant("/live/h", &master);
+    watched.store(true, std::sync::atomic::Ordering::SeqCst);
+    // An HLS viewer for 8 s: the stream stays, and it counts as a reader.
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut readers = 0;
+    while Instant::now() < until {
+        assert_eq!(server.get(&media).status, 200);
+        let v = api(
+            &server,
+            "getMediaList",
+            &format!("secret={SECRET}&schema=rtmp&app=live&stream=h"),
+        );
+        readers = readers.max(v["data"][0]["readerCount"].as_i64().unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    assert!(readers >= 1, "the HLS viewer counted in readerCount");
+    assert!(publisher.is_running(), "closed while an HLS viewer watched");
+    let left = Instant::now();
+    // Viewer gone: session timeout (2 s) + none-reader delay (2 s), then closed.
+    publisher.wait(Duration::from_secs(15));
+    let took = left.elapsed();
+    assert!(took >= Duration::from_secs(3), "closed too early: {took:?}");
+    let v = api(
+        &server,
+        "isMediaOnline",
+        &format!("secret={SECRET}&schema=rtmp&app=live&stream=h"),
+    );
+    assert_eq!(v["online"], false, "{v}");
+    let calls = rx.calls("on_stream_none_reader");
+    let b = calls.last().unwrap();
+    for f in ["mediaServerId", "app", "stream", "vhost", "schema"] {
+        assert!(!b[f].is_null(), "on_stream_none_reader lacks {f}: {b}");
+    }
+    assert_eq!(b["stream"], "h");
+    // The HLS viewer was reported when its session ended: a player, over HLS, with
+    // the bytes of the segments it fetched (here: none, it read playlists only).
+    let flows = rx.calls("on_flow_report");
+    let hls = flows
+        .iter()
+        .find(|b| b["schema"] == "hls")
+        .unwrap_or_else(|| panic!("no HLS flow report in {flows:?}"));
+    assert_eq!(hls["player"], true, "{hls}");
+    assert_eq!(hls["stream"], "h", "{hls}");
+    assert!(hls["duration"].as_u64().unwrap_or(0) >= 7, "{hls}");
 }

@@ -135,7 +135,12 @@ fn player_page_plays_a_signed_stream() {
     run_node(
         &srv,
         "play.mjs",
-        &[&srv.http_base(), artifacts.to_str().unwrap(), "live/s", &query],
+        &[
+            &srv.http_base(),
+            artifacts.to_str().unwrap(),
+            "live/s",
+            &query,
+        ],
         NODE_TIMEOUT,
     );
     assert!(publisher.is_running(), "{}", publisher.output());

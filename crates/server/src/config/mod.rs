@@ -569,7 +569,8 @@ impl Config {
             });
         }
         for (key, url) in self.hook.urls() {
-            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            let http = url.starts_with("http://") || url.starts_with("https://");
+            if !url.is_empty() && !http {
                 return Err(ConfigError::Invalid {
                     key,
                     message: format!("{url:?} is not an http:// or https:// URL"),
@@ -762,13 +763,21 @@ mod tests {
 
     #[test]
     fn access_policies_are_checked() {
-        let e = load_str("[auth]\nplay = \"signed\"\n").unwrap_err().to_string();
+        let e = load_str("[auth]\nplay = \"signed\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("auth.secret"), "{e}");
-        let e = load_str("[auth]\npublish = \"hook\"\n").unwrap_err().to_string();
+        let e = load_str("[auth]\npublish = \"hook\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("hook.on_publish"), "{e}");
-        let e = load_str("[auth]\nplay = \"closed\"\n").unwrap_err().to_string();
+        let e = load_str("[auth]\nplay = \"closed\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("auth.play"), "{e}");
-        let e = load_str("[hook]\non_error = \"maybe\"\n").unwrap_err().to_string();
+        let e = load_str("[hook]\non_error = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("hook.on_error"), "{e}");
         let c = load_str(
             "[auth]\npublish = \"hook\"\nsecret = \"0123456789abcdef\"\napps = { open = { publish = \"open\" }, s = { play = \"signed\" } }\n[hook]\nenable = true\non_publish = \"http://127.0.0.1:9/p\"\n",

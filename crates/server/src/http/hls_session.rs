@@ -31,8 +31,17 @@ use crate::auth::{unix_now, Auth};
 use crate::hook::{Client, Hooks};
 use crate::hub::{Hub, ReaderGuard, SessionGuard, StreamKey};
 
-/// How long a segment URI's token is valid after the playlist that listed it.
+/// How long a segment URI's token is valid after the playlist that listed it (at
+/// least; its expiry is rounded up to [`SEGMENT_TOKEN_STEP`]).
 pub(crate) const SEGMENT_TOKEN_TTL: u64 = 120;
+
+/// Segment token expiries are multiples of this, so a viewer's segment URIs stay the
+/// same from one playlist reload to the next (a cache in front sees one URL).
+const SEGMENT_TOKEN_STEP: u64 = 60;
+
+fn segment_exp(now: u64) -> u64 {
+    (now + SEGMENT_TOKEN_TTL).div_ceil(SEGMENT_TOKEN_STEP) * SEGMENT_TOKEN_STEP
+}
 
 /// Most live HLS sessions at once: each is a few hundred bytes, and a client could
 /// otherwise create them without end by asking for playlists.
@@ -185,7 +194,7 @@ impl HlsSessions {
                 v.last_seen = Instant::now();
                 self.rebind(key, v);
                 drop(live);
-                return Ok(self.auth.hls_token(key, id, now + SEGMENT_TOKEN_TTL));
+                return Ok(self.auth.hls_token(key, id, segment_exp(now)));
             }
             if exp < now {
                 return Err(TokenRefused::Bad(
@@ -223,7 +232,7 @@ impl HlsSessions {
             live.insert(id, v);
         }
         tracing::info!(stream = %key, %peer, session = id, "HLS viewer started");
-        Ok(self.auth.hls_token(key, id, now + SEGMENT_TOKEN_TTL))
+        Ok(self.auth.hls_token(key, id, segment_exp(now)))
     }
 
     /// Counts the viewer in the stream now live under `key` (a new publish after
