@@ -89,7 +89,8 @@
 //! 1. [`config`]: settings and the value types more than one module validates
 //!    (allow-lists, URL rules, the default vhost). Imports nothing of ours.
 //! 2. [`backoff`] (the reconnection delay rule), [`redact`] (passwords out of URLs
-//!    in logs and answers) and [`files`] (crash-safe small files): small rules
+//!    in logs and answers), [`files`] (crash-safe small files) and [`tls`] (the
+//!    RTMPS/HTTPS certificate, its SIGHUP reload, the HTTPS handshakes): small rules
 //!    several modules share. Import nothing of ours.
 //! 3. [`hub`]: streams, fan-out, sessions.
 //! 4. [`metrics`]: Prometheus counters and the scrape-time view of the hub.
@@ -136,6 +137,7 @@ mod record;
 mod redact;
 pub mod rtmp;
 mod server;
+mod tls;
 pub mod transcode;
 
 pub use server::serve;
