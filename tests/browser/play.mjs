@@ -1,7 +1,11 @@
 // Plays a live stream in Debian's headless Chromium through ferrocast's player page, over
-// HLS and then over HTTP-FLV, and checks that it really plays.
+// HLS and then over HTTP-FLV (or the protocols given), and checks that it really plays.
 //
-//   node tests/browser/play.mjs <base-url> <out-dir> [app/stream]
+//   node tests/browser/play.mjs <base-url> <out-dir> [app/stream] [protocols]
+//
+// `protocols` is a comma-separated list of the page's names (hls, flv, wsflv); default
+// `hls,flv`. An https:// base URL is served with the test's own CA, which Chromium does
+// not know: the page then accepts any certificate (the e2e test checks trust with curl).
 //
 // For each protocol: opens `<base-url>/?app=live&stream=b&proto=<p>&autoplay=1`, waits
 // until `video.currentTime` has advanced by at least 5 s of real playback (timeout 40 s)
@@ -25,15 +29,15 @@ import {
   screenshot,
 } from './lib.mjs';
 
-const PROTOCOLS = ['hls', 'flv'];
 const NEED_PLAYED_S = 5;
 const TIMEOUT_MS = 40_000;
 
-const [baseUrl, outDir, name = 'live/b'] = process.argv.slice(2);
+const [baseUrl, outDir, name = 'live/b', protocols = 'hls,flv'] = process.argv.slice(2);
 if (!baseUrl || !outDir) {
-  console.error('usage: node play.mjs <base-url> <out-dir> [app/stream]');
+  console.error('usage: node play.mjs <base-url> <out-dir> [app/stream] [protocols]');
   process.exit(2);
 }
+const PROTOCOLS = protocols.split(',');
 const [app, stream] = name.split('/');
 fs.mkdirSync(outDir, { recursive: true });
 
@@ -56,7 +60,9 @@ console.log('OK: every protocol played');
 
 // Plays one protocol in a fresh page; returns a failure message, or null.
 async function playOne(proto) {
-  const { page, lines: consoleLines } = await openPage(browser);
+  const { page, lines: consoleLines } = await openPage(browser, {
+    ignoreHTTPSErrors: baseUrl.startsWith('https:'),
+  });
   const url = `${baseUrl}/?app=${app}&stream=${stream}&proto=${proto}&autoplay=1`;
   console.log(`${proto}: opening ${url}`);
   const started = Date.now();

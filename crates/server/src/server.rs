@@ -56,8 +56,8 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
     tracing::info!(
         rtmp = %rtmp_addr,
         http = %http_addr,
-        rtmps = shown(&rtmps_listener),
-        https = shown(&https_listener),
+        rtmps = %shown(&rtmps_listener),
+        https = %shown(&https_listener),
         threads = config.worker_threads(),
         data_dir = %config.data_dir.display(),
         version = env!("CARGO_PKG_VERSION"),
@@ -79,16 +79,18 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
     proxies.start(&config);
     let transcoder = transcode::Transcoder::new(hub.clone(), config.transcode.clone(), rtmp_addr);
     transcoder.attach();
-    let rtmps_task = rtmps_listener.zip(tls_certs.clone()).map(|((l, _), certs)| {
-        tokio::spawn(rtmp::serve_with(
-            l,
-            Some(certs),
-            hub.clone(),
-            settings.clone(),
-            config.rtmp.max_connections,
-            stop_rx.clone(),
-        ))
-    });
+    let rtmps_task = rtmps_listener
+        .zip(tls_certs.clone())
+        .map(|((l, _), certs)| {
+            tokio::spawn(rtmp::serve_with(
+                l,
+                Some(certs),
+                hub.clone(),
+                settings.clone(),
+                config.rtmp.max_connections,
+                stop_rx.clone(),
+            ))
+        });
     let mut rtmp_task = tokio::spawn(rtmp::serve(
         rtmp_listener,
         hub.clone(),

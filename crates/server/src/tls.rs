@@ -165,27 +165,27 @@ fn build(cert_path: &Path, key_path: &Path) -> Result<Configs, TlsError> {
     if chain.is_empty() {
         return Err(cert_err("no CERTIFICATE block in it".into()));
     }
-    let key = PrivateKeyDer::from_pem_slice(&read("key", key_path)?).map_err(|e| TlsError::Key {
-        path: key_path.to_path_buf(),
-        reason: match e {
-            rustls::pki_types::pem::Error::NoItemsFound => "no PRIVATE KEY block in it".into(),
-            e => format!("bad PEM: {e}"),
-        },
-    })?;
-    let config = |alpn: &[&[u8]]| -> Result<Arc<ServerConfig>, TlsError> {
-        let mut c = ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .and_then(|b| {
-            b.with_no_client_auth()
-                .with_single_cert(chain.clone(), key.clone_key())
-        })
-        .map_err(|source| TlsError::Config {
-            cert: cert_path.to_path_buf(),
-            key: key_path.to_path_buf(),
-            source,
+    let key =
+        PrivateKeyDer::from_pem_slice(&read("key", key_path)?).map_err(|e| TlsError::Key {
+            path: key_path.to_path_buf(),
+            reason: match e {
+                rustls::pki_types::pem::Error::NoItemsFound => "no PRIVATE KEY block in it".into(),
+                e => format!("bad PEM: {e}"),
+            },
         })?;
+    let config = |alpn: &[&[u8]]| -> Result<Arc<ServerConfig>, TlsError> {
+        let mut c =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .and_then(|b| {
+                    b.with_no_client_auth()
+                        .with_single_cert(chain.clone(), key.clone_key())
+                })
+                .map_err(|source| TlsError::Config {
+                    cert: cert_path.to_path_buf(),
+                    key: key_path.to_path_buf(),
+                    source,
+                })?;
         c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(c))
     };
@@ -296,22 +296,37 @@ mod tests {
         let d = dir("bad");
         let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
         let e = TlsCerts::load(&cert, &key).err().unwrap().to_string();
-        assert!(e.contains("certificate") && e.contains(&*cert.to_string_lossy()), "{e}");
+        assert!(
+            e.contains("certificate") && e.contains(&*cert.to_string_lossy()),
+            "{e}"
+        );
 
         std::fs::write(&cert, "not a certificate\n").unwrap();
         let e = TlsCerts::load(&cert, &key).err().unwrap().to_string();
-        assert!(e.contains(&*cert.to_string_lossy()) && e.contains("no CERTIFICATE"), "{e}");
+        assert!(
+            e.contains(&*cert.to_string_lossy()) && e.contains("no CERTIFICATE"),
+            "{e}"
+        );
 
         // A well-formed PEM block of the right label but not DER inside would pass
         // here and fail in rustls; the key's absence is what is checked next.
-        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n")
-            .unwrap();
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         let e = TlsCerts::load(&cert, &key).err().unwrap().to_string();
-        assert!(e.contains("key") && e.contains(&*key.to_string_lossy()), "{e}");
+        assert!(
+            e.contains("key") && e.contains(&*key.to_string_lossy()),
+            "{e}"
+        );
 
         std::fs::write(&key, "nothing\n").unwrap();
         let e = TlsCerts::load(&cert, &key).err().unwrap().to_string();
-        assert!(e.contains(&*key.to_string_lossy()) && e.contains("no PRIVATE KEY"), "{e}");
+        assert!(
+            e.contains(&*key.to_string_lossy()) && e.contains("no PRIVATE KEY"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 }

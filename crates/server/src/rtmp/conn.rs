@@ -273,6 +273,11 @@ impl ServerConn {
         let n = match r {
             Ok(0) => return Some("peer closed the connection".into()),
             Ok(n) => n,
+            // RTMPS: rustls reports a TCP close without close_notify so. Encoders do
+            // that routinely; for RTMP it means what a plain close means.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Some("peer closed the connection (without TLS close_notify)".into())
+            }
             Err(e) => return Some(format!("read error: {e}")),
         };
         self.bytes_in += n as u64;
