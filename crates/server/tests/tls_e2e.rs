@@ -431,6 +431,25 @@ fn sighup_reloads_the_certificate_and_keeps_sessions() {
         subject.contains("CN=ferrocast two"),
         "after a failed reload: {subject}"
     );
+    // A well-formed key of another certificate (a half-done renewal): refused too.
+    let (_, other_key) = pki.issue("ferrocast three");
+    std::fs::rename(&other_key, &pki.key).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &t.srv.pid().to_string()])
+        .status();
+    let line = t.srv.wait_for_log(
+        &[
+            "TLS certificate not reloaded",
+            "do not make a server config",
+        ],
+        secs(5),
+    );
+    assert!(line.contains(pki.key.to_str().unwrap()), "{line}");
+    let subject = https_subject(&pki.ca, &root);
+    assert!(
+        subject.contains("CN=ferrocast two"),
+        "after a mismatched key: {subject}"
+    );
 
     // The player ran its 12 s through both reloads, with no gap: its frames cover
     // the whole time (25 fps, less a little for start-up).
