@@ -63,6 +63,8 @@ struct ServerConn {
     settings: Arc<RtmpSettings>,
     wr: Writer,
     local: Option<SocketAddr>,
+    /// "rtmp" or "rtmps" (the session list's and the hooks' name for it).
+    schema: &'static str,
     shutdown: watch::Receiver<bool>,
     app: Option<String>,
     vhost: Option<String>,
@@ -154,6 +156,7 @@ pub async fn run(
         settings,
         wr,
         local,
+        schema,
         shutdown: shutdown.clone(),
         app: None,
         vhost: None,
@@ -180,7 +183,7 @@ pub async fn run(
     tracing::info!(
         %peer,
         session = conn.registration.id(),
-        schema,
+        schema = conn.schema,
         stream,
         role = conn.role_seen,
         bytes_in = conn.bytes_in,

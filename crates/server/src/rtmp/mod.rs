@@ -65,7 +65,8 @@ pub async fn serve(
 
 /// Accepts until `shutdown` flips, then waits for the sessions to end; with `tls`,
 /// every connection is RTMPS (the certificate read at each accept, so a reload
-/// applies to new connections only).
+/// applies to new connections only). Each listener has its own cap of
+/// `max_connections`.
 pub(crate) async fn serve_with(
     listener: TcpListener,
     tls: Option<Arc<TlsCerts>>,
