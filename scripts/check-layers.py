@@ -18,6 +18,7 @@ LAYERS = {
     "backoff": (2, 0),
     "redact": (2, 0),
     "files": (2, 0),
+    "tls": (2, 0),
     "hub": (3, 0),
     "metrics": (4, 0),
     "hook": (4, 1),

@@ -42,8 +42,9 @@ export async function launchBrowser() {
 }
 
 // A fresh page whose console, page errors and failed requests are collected in `lines`.
-export async function openPage(browser) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+// `options` are more playwright page options (e.g. `ignoreHTTPSErrors`).
+export async function openPage(browser, options = {}) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, ...options });
   const lines = [];
   page.on('console', (m) => lines.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => lines.push(`[pageerror] ${e.message}`));

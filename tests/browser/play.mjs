@@ -1,8 +1,11 @@
 // Plays a live stream in Debian's headless Chromium through ferrocast's player page, over
-// HLS and then over HTTP-FLV, and checks that it really plays.
+// HLS and then over HTTP-FLV (or the protocols given), and checks that it really plays.
 //
-//   node tests/browser/play.mjs <base-url> <out-dir> [app/stream] [query]
+//   node tests/browser/play.mjs <base-url> <out-dir> [app/stream] [protocols] [query]
 //
+// `protocols` is a comma-separated list of the page's names (hls, flv, wsflv); default
+// `hls,flv`. An https:// base URL is served with the test's own CA, which Chromium does
+// not know: the page then accepts any certificate (the e2e test checks trust with curl).
 // `query` (e.g. a signed URL's `exp=...&sig=...`) is added to the page's address; the
 // page hands it on to the media URLs.
 //
@@ -28,15 +31,16 @@ import {
   screenshot,
 } from './lib.mjs';
 
-const PROTOCOLS = ['hls', 'flv'];
 const NEED_PLAYED_S = 5;
 const TIMEOUT_MS = 40_000;
 
-const [baseUrl, outDir, name = 'live/b', extraQuery = ''] = process.argv.slice(2);
+const [baseUrl, outDir, name = 'live/b', protocols = 'hls,flv', extraQuery = ''] =
+  process.argv.slice(2);
 if (!baseUrl || !outDir) {
-  console.error('usage: node play.mjs <base-url> <out-dir> [app/stream] [query]');
+  console.error('usage: node play.mjs <base-url> <out-dir> [app/stream] [protocols] [query]');
   process.exit(2);
 }
+const PROTOCOLS = protocols.split(',');
 const [app, stream] = name.split('/');
 fs.mkdirSync(outDir, { recursive: true });
 
@@ -59,7 +63,9 @@ console.log('OK: every protocol played');
 
 // Plays one protocol in a fresh page; returns a failure message, or null.
 async function playOne(proto) {
-  const { page, lines: consoleLines } = await openPage(browser);
+  const { page, lines: consoleLines } = await openPage(browser, {
+    ignoreHTTPSErrors: baseUrl.startsWith('https:'),
+  });
   const extra = extraQuery ? `&${extraQuery}` : '';
   const url = `${baseUrl}/?app=${app}&stream=${stream}&proto=${proto}&autoplay=1${extra}`;
   console.log(`${proto}: opening ${url}`);

@@ -40,7 +40,12 @@
 //! # Who spawns what
 //! * [`server::serve`] binds the listeners, builds the services on one [`hub::Hub`]
 //!   and spawns two tasks: the RTMP listener ([`rtmp::serve`]) and the axum HTTP
-//!   server ([`http::router`] plus the API routes of [`api::routes`]).
+//!   server ([`http::router`] plus the API routes of [`api::routes`]). With TLS
+//!   configured, two more serve the same on TLS: the RTMPS listener
+//!   ([`rtmp::serve_with`], whose connection tasks make the TLS handshake) and the
+//!   HTTPS server (the same routes on a [`tls::HttpsListener`], whose accept task
+//!   spawns one handshake task per connection); and one task reloads the certificate
+//!   on SIGHUP ([`tls::TlsCerts::reload_on_sighup`]).
 //! * The RTMP listener spawns one task per connection ([`rtmp::conn`]) in a
 //!   `JoinSet`, capped by a semaphore (`rtmp.max_connections`). Axum spawns one task
 //!   per HTTP connection; a live FLV/TS viewer's response body is a stream that reads
@@ -100,7 +105,8 @@
 //! 1. [`config`]: settings and the value types more than one module validates
 //!    (allow-lists, URL rules, the default vhost). Imports nothing of ours.
 //! 2. [`backoff`] (the reconnection delay rule), [`redact`] (passwords out of URLs
-//!    in logs and answers) and [`files`] (crash-safe small files): small rules
+//!    in logs and answers), [`files`] (crash-safe small files) and [`tls`] (the
+//!    RTMPS/HTTPS certificate, its SIGHUP reload, the HTTPS handshakes): small rules
 //!    several modules share. Import nothing of ours.
 //! 3. [`hub`]: streams, fan-out, sessions.
 //! 4. [`metrics`]: Prometheus counters and the scrape-time view of the hub; then
@@ -150,6 +156,7 @@ mod record;
 mod redact;
 pub mod rtmp;
 mod server;
+mod tls;
 pub mod transcode;
 
 pub use server::serve;

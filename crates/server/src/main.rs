@@ -33,6 +33,12 @@ struct Args {
     /// HTTP listen address (overrides http.listen).
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
+    /// RTMPS listen address (overrides rtmp.tls_listen; needs [tls] cert and key).
+    #[arg(long, value_name = "ADDR")]
+    rtmps: Option<String>,
+    /// HTTPS/WSS listen address (overrides http.tls_listen; needs [tls] cert and key).
+    #[arg(long, value_name = "ADDR")]
+    https: Option<String>,
     /// Directory for everything ferrocast writes (overrides data_dir).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -161,6 +167,12 @@ fn load_config(args: &Args) -> Result<Config, config::ConfigError> {
     }
     if let Some(a) = &args.http {
         config.http.listen = a.clone();
+    }
+    if let Some(a) = &args.rtmps {
+        config.rtmp.tls_listen = a.clone();
+    }
+    if let Some(a) = &args.https {
+        config.http.tls_listen = a.clone();
     }
     if let Some(d) = &args.data_dir {
         config.data_dir = d.clone();

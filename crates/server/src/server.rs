@@ -2,6 +2,7 @@
 //! their hooks, serves until a signal, and shuts down in order. The only module that
 //! knows all the others (the top of the layering in `lib.rs`); nothing imports it.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::{api, auth, hook, http, hub, live_hls, metrics, proxy, record, rtmp, transcode};
+use crate::{api, auth, hook, http, hub, live_hls, metrics, proxy, record, rtmp, tls, transcode};
 
 /// How long shutdown waits for sessions to end before exiting anyway (the process
 /// must be gone within 5 s of SIGTERM).
@@ -33,9 +34,30 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         .await
         .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http.listen))?;
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
+    // TLS: the certificate is loaded (a bad file stops the start-up, naming it) when
+    // a TLS listener is configured; config validation made sure both files are named.
+    let rtmps_listener = bind_optional(&config.rtmp.tls_listen, "RTMPS").await?;
+    let https_listener = bind_optional(&config.http.tls_listen, "HTTPS").await?;
+    let tls_certs = if rtmps_listener.is_some() || https_listener.is_some() {
+        let certs = tls::TlsCerts::load(
+            std::path::Path::new(&config.tls.cert),
+            std::path::Path::new(&config.tls.key),
+        )
+        .map_err(|e| e.to_string())?;
+        tokio::spawn(certs.clone().reload_on_sighup());
+        Some(certs)
+    } else {
+        None
+    };
+    let shown = |l: &Option<(TcpListener, SocketAddr)>| match l {
+        Some((_, a)) => a.to_string(),
+        None => "off".into(),
+    };
     tracing::info!(
         rtmp = %rtmp_addr,
         http = %http_addr,
+        rtmps = %shown(&rtmps_listener),
+        https = %shown(&https_listener),
         threads = config.worker_threads(),
         data_dir = %config.data_dir.display(),
         version = env!("CARGO_PKG_VERSION"),
@@ -64,6 +86,18 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
     proxies.start(&config);
     let transcoder = transcode::Transcoder::new(hub.clone(), config.transcode.clone(), rtmp_addr);
     transcoder.attach();
+    let rtmps_task = rtmps_listener
+        .zip(tls_certs.clone())
+        .map(|((l, _), certs)| {
+            tokio::spawn(rtmp::serve_with(
+                l,
+                Some(certs),
+                hub.clone(),
+                settings.clone(),
+                config.rtmp.max_connections,
+                stop_rx.clone(),
+            ))
+        });
     let mut rtmp_task = tokio::spawn(rtmp::serve(
         rtmp_listener,
         hub.clone(),
@@ -129,6 +163,23 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
             ));
         extra = extra.nest_service("/record", files);
     }
+    // The HTTPS listener serves the same routes; its state differs only in the local
+    // address a viewer's session lists.
+    let https_task = match https_listener.zip(tls_certs) {
+        Some(((l, addr), certs)) => {
+            let app = http::router(
+                http::HttpState {
+                    local: addr,
+                    ..http_state.clone()
+                },
+                extra.clone(),
+                &config.http.allow_origin,
+            );
+            let listener = tls::HttpsListener::new(l, certs).map_err(|e| e.to_string())?;
+            Some(tokio::spawn(serve_https(listener, app, stop_rx.clone())))
+        }
+        None => None,
+    };
     let app = http::router(http_state, extra, &config.http.allow_origin);
     let mut http_stop = stop_rx;
     let http_task = tokio::spawn(async move {
@@ -170,6 +221,9 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         let sessions = async {
             let _ = rtmp_task.await;
             let _ = http_task.await;
+            for task in [rtmps_task, https_task].into_iter().flatten() {
+                let _ = task.await;
+            }
         };
         tokio::join!(recordings, sources, sessions);
     };
@@ -193,6 +247,44 @@ fn warn_if_open(auth: &auth::Auth, rtmp: std::net::SocketAddr, http: std::net::S
     }
     if auth.play_is_open() && (public(http) || public(rtmp)) {
         tracing::info!("playing is open to anyone (auth.play = \"open\")");
+    }
+}
+
+/// Binds `addr` unless it is empty (that listener is off).
+async fn bind_optional(
+    addr: &str,
+    what: &str,
+) -> Result<Option<(TcpListener, SocketAddr)>, String> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))?;
+    let a = l.local_addr().map_err(|e| e.to_string())?;
+    Ok(Some((l, a)))
+}
+
+/// Serves `app` on the HTTPS listener until `stop` flips, as the plain listener does
+/// (graceful: open responses end with the sessions). Handlers read the peer from
+/// `ConnectInfo<SocketAddr>`: axum provides it for any listener wrapped in `tap_io`
+/// (whose address type is `SocketAddr` here), so the no-op tap is what gives it.
+async fn serve_https(
+    listener: tls::HttpsListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    use axum::serve::ListenerExt;
+    let r = axum::serve(
+        listener.tap_io(|_| {}),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.changed().await;
+    })
+    .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "HTTPS server failed");
     }
 }
 

@@ -1,10 +1,16 @@
-//! One RTMP connection: drives a sans-IO [`ServerSession`] from a TCP socket and
-//! connects it to the hub as a publisher or a player.
+//! One RTMP connection: drives a sans-IO [`ServerSession`] from a TCP or TLS stream
+//! and connects it to the hub as a publisher or a player.
 //!
 //! The task reads, feeds the session, acts on its events, and writes what the session
 //! queued. A player additionally receives shared packets from its [`Subscription`] and
 //! writes their pre-built chunk bytes, a whole batch per vectored write, at most once
 //! per `hub.flush_interval_ms`.
+//!
+//! The byte stream is a [`Transport`]: boxed read and write halves, so one
+//! connection type serves RTMP and RTMPS. Plain TCP keeps tokio's lock-free owned
+//! halves; TLS goes through `tokio::io::split`. Both pass vectored writes through to
+//! the socket (`writev`) or to rustls (one record for many slices). A virtual call per
+//! read or write is nothing beside the system call it makes.
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
@@ -13,8 +19,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ferrocast_proto::rtmp::session::{ServerEvent, ServerSession};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -59,8 +64,10 @@ struct ServerConn {
     /// This connection in the hub's session list; kicking it ends the connection.
     registration: SessionGuard,
     settings: Arc<RtmpSettings>,
-    wr: OwnedWriteHalf,
+    wr: Writer,
     local: Option<SocketAddr>,
+    /// "rtmp" or "rtmps" (the session list's and the hooks' name for it).
+    schema: &'static str,
     shutdown: watch::Receiver<bool>,
     app: Option<String>,
     vhost: Option<String>,
@@ -79,22 +86,69 @@ struct ServerConn {
 /// Why a connection ended; logged once.
 type Reason = String;
 
+/// The read half of a connection's byte stream.
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half of a connection's byte stream.
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A connection's byte stream, split, and what it is called in the session list.
+pub struct Transport {
+    rd: Reader,
+    wr: Writer,
+    schema: &'static str,
+    local: Option<SocketAddr>,
+}
+
+impl Transport {
+    /// Plain RTMP on a TCP socket.
+    pub fn tcp(socket: TcpStream) -> Transport {
+        let local = socket.local_addr().ok();
+        let (rd, wr) = socket.into_split();
+        Transport {
+            rd: Box::new(rd),
+            wr: Box::new(wr),
+            schema: "rtmp",
+            local,
+        }
+    }
+
+    /// RTMPS: RTMP inside a TLS session already handshaken.
+    pub fn tls<S>(stream: S, local: Option<SocketAddr>) -> Transport
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (rd, wr) = tokio::io::split(stream);
+        Transport {
+            rd: Box::new(rd),
+            wr: Box::new(wr),
+            schema: "rtmps",
+            local,
+        }
+    }
+}
+
+/// Serves one connection until it ends. `started` is when it was accepted: the
+/// handshake deadline (`rtmp.handshake_timeout_ms`) counts from there, so it covers
+/// a TLS handshake made before this call.
 pub async fn run(
-    socket: TcpStream,
+    transport: Transport,
     peer: SocketAddr,
+    started: Instant,
     hub: Arc<Hub>,
     settings: Arc<RtmpSettings>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let started = Instant::now();
-    let _ = socket.set_nodelay(settings.tcp_nodelay);
-    let local = socket.local_addr().ok();
+    let Transport {
+        mut rd,
+        wr,
+        schema,
+        local,
+    } = transport;
     let registration = hub.register_session(
         peer,
         local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
-        "rtmp",
+        schema,
     );
-    let (mut rd, wr) = socket.into_split();
     let seed = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();
@@ -107,6 +161,7 @@ pub async fn run(
         settings,
         wr,
         local,
+        schema,
         shutdown: shutdown.clone(),
         app: None,
         vhost: None,
@@ -119,7 +174,7 @@ pub async fn run(
         bytes_out: 0,
         out: Vec::new(),
     };
-    tracing::debug!(%peer, session = conn.registration.id(), "RTMP connection accepted");
+    tracing::debug!(%peer, session = conn.registration.id(), schema, "RTMP connection accepted");
     let reason = conn.drive(&mut rd, &mut shutdown, started).await;
     let dropped = match &conn.role {
         Attachment::Player { sub, .. } => sub.dropped(),
@@ -143,6 +198,7 @@ pub async fn run(
     tracing::info!(
         %peer,
         session = conn.registration.id(),
+        schema = conn.schema,
         stream,
         role = conn.role_seen,
         bytes_in = conn.bytes_in,
@@ -158,7 +214,7 @@ pub async fn run(
 impl ServerConn {
     async fn drive(
         &mut self,
-        rd: &mut OwnedReadHalf,
+        rd: &mut Reader,
         shutdown: &mut watch::Receiver<bool>,
         started: Instant,
     ) -> Reason {
@@ -238,6 +294,11 @@ impl ServerConn {
         let n = match r {
             Ok(0) => return Some("peer closed the connection".into()),
             Ok(n) => n,
+            // RTMPS: rustls reports a TCP close without close_notify so. Encoders do
+            // that routinely; for RTMP it means what a plain close means.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Some("peer closed the connection (without TLS close_notify)".into())
+            }
             Err(e) => return Some(format!("read error: {e}")),
         };
         self.bytes_in += n as u64;

@@ -1,17 +1,21 @@
-//! The RTMP listener: accepts connections and runs one [`conn`] task per peer.
+//! The RTMP and RTMPS listeners: accept connections and run one [`conn`] task per
+//! peer. An RTMPS connection's TLS handshake is made in its own task (a silent peer
+//! must not stall the accept loop), under the same deadline as the RTMP handshake.
 
 pub mod conn;
 pub mod writer;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::tls::TlsCerts;
 
 /// Settings the connection tasks need, resolved once from the config.
 #[derive(Clone)]
@@ -54,9 +58,24 @@ impl RtmpSettings {
     }
 }
 
-/// Accepts until `shutdown` flips, then waits for the sessions to end.
+/// Accepts plain RTMP until `shutdown` flips, then waits for the sessions to end.
 pub async fn serve(
     listener: TcpListener,
+    hub: Arc<Hub>,
+    settings: Arc<RtmpSettings>,
+    max_connections: usize,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_with(listener, None, hub, settings, max_connections, shutdown).await
+}
+
+/// Accepts until `shutdown` flips, then waits for the sessions to end; with `tls`,
+/// every connection is RTMPS (the certificate read at each accept, so a reload
+/// applies to new connections only). Each listener has its own cap of
+/// `max_connections`.
+pub(crate) async fn serve_with(
+    listener: TcpListener,
+    tls: Option<Arc<TlsCerts>>,
     hub: Arc<Hub>,
     settings: Arc<RtmpSettings>,
     max_connections: usize,
@@ -64,6 +83,7 @@ pub async fn serve(
 ) {
     let limit = Arc::new(Semaphore::new(max_connections));
     let mut tasks = JoinSet::new();
+    let what = if tls.is_some() { "RTMPS" } else { "RTMP" };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -71,20 +91,29 @@ pub async fn serve(
                     Ok(a) => a,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "RTMP accept failed");
+                        tracing::warn!(error = %e, "{what} accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, max_connections, "RTMP connection refused: too many connections");
+                    tracing::warn!(%peer, max_connections, "{what} connection refused: too many connections");
                     continue;
                 };
+                let started = Instant::now();
                 let hub = hub.clone();
                 let settings = settings.clone();
                 let shutdown = shutdown.clone();
+                let tls = tls.clone();
                 tasks.spawn(async move {
-                    conn::run(socket, peer, hub, settings, shutdown).await;
+                    let _ = socket.set_nodelay(settings.tcp_nodelay);
+                    let transport = match tls {
+                        None => Some(conn::Transport::tcp(socket)),
+                        Some(certs) => tls_handshake(socket, peer, &certs, &settings, shutdown.clone()).await,
+                    };
+                    if let Some(transport) = transport {
+                        conn::run(transport, peer, started, hub, settings, shutdown).await;
+                    }
                     drop(permit);
                 });
                 // Reap finished tasks so the set does not grow with history.
@@ -95,6 +124,38 @@ pub async fn serve(
     }
     drop(listener);
     while tasks.join_next().await.is_some() {}
+}
+
+/// The TLS handshake of an RTMPS connection, bounded by the RTMP handshake deadline
+/// and by shutdown; `None` (logged) when it fails.
+async fn tls_handshake(
+    socket: TcpStream,
+    peer: SocketAddr,
+    certs: &TlsCerts,
+    settings: &RtmpSettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<conn::Transport> {
+    let local = socket.local_addr().ok();
+    let acceptor = certs.rtmps_acceptor();
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(settings.handshake_timeout, acceptor.accept(socket)) => r,
+        _ = shutdown.changed() => return None,
+    };
+    match outcome {
+        Ok(Ok(stream)) => Some(conn::Transport::tls(stream, local)),
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "RTMPS: TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(
+                %peer,
+                "RTMPS: no TLS handshake within {} ms",
+                settings.handshake_timeout.as_millis()
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,20 +2,21 @@
 //!
 //! Fan-out cost is dominated by system calls, so a player's whole queue goes out in
 //! as few `writev` calls as the kernel allows, without copying the shared bytes.
+//! Generic over the writer: a TCP half does `writev`; a TLS stream seals the slices
+//! into records (rustls' `write_vectored`), then writes those in one go.
 
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// The most slices handed to one `writev` (Linux IOV_MAX is 1024); 128 slices of
 /// media are more than one flush interval holds at ordinary bitrates.
 const MAX_IOV: usize = 128;
 
 /// Writes every buffer of `bufs` in order, then clears it.
-pub async fn write_all_vectored(
-    w: &mut OwnedWriteHalf,
+pub async fn write_all_vectored<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
     bufs: &mut Vec<Bytes>,
 ) -> std::io::Result<u64> {
     let mut written_total = 0u64;
