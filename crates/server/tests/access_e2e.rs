@@ -533,6 +533,12 @@ fn signed_urls_on_every_protocol() {
         (server.get(&format!("/live/cam/hls.m3u8?{q}")).status == 200).then_some(())
     });
 
+    // Names are not listed while playing needs a signature.
+    assert_eq!(
+        server.get("/streams.json").status,
+        404,
+        "public list while play is signed"
+    );
     // Playing: refused without or with a bad signature, on every protocol.
     play_refused_everywhere(&server, "cam", "", "unsigned");
     play_refused_everywhere(

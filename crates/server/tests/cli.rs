@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 use std::process::{Command, Output};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -325,5 +325,55 @@ fn sign_refuses_without_a_usable_secret_or_stream() {
             text(&out.stderr)
         );
         assert!(out.stdout.is_empty());
+    }
+}
+
+/// The start-up log says so when anyone may publish on a public address, and not
+/// when publishing needs a signature.
+#[test]
+fn open_publishing_on_a_public_address_is_announced() {
+    for (label, toml, warned) in [
+        ("open_public", "", true),
+        (
+            "signed_public",
+            "[auth]\npublish = \"signed\"\nsecret = \"0123456789abcdef0\"\n",
+            false,
+        ),
+    ] {
+        let dir = TestDir::new(label);
+        let config = dir.join("c.toml");
+        std::fs::write(&config, toml).unwrap();
+        let log = dir.join("log");
+        let mut child = Command::new(FERROCAST)
+            .args(["--rtmp", "0.0.0.0:0", "--http", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + secs(10);
+        let mut text = String::new();
+        while Instant::now() < deadline {
+            text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("ferrocast listening") {
+                // The warning follows within the same start-up.
+                std::thread::sleep(Duration::from_millis(500));
+                text = std::fs::read_to_string(&log).unwrap_or_default();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(text.contains("ferrocast listening"), "{label}: {text}");
+        assert_eq!(
+            text.contains("publishing is open to anyone"),
+            warned,
+            "{label}: start-up log:\n{text}"
+        );
     }
 }
