@@ -58,7 +58,11 @@ fn receiver() -> (SocketAddr, Posts) {
                     }
                 };
                 let first = head.lines().next().unwrap_or("").to_string();
-                let path = first.split(' ').nth(1).unwrap_or("").trim_start_matches('/');
+                let path = first
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim_start_matches('/');
                 assert!(first.starts_with("POST "), "hooks are POSTs: {first}");
                 assert!(
                     head.to_ascii_lowercase()
@@ -174,7 +178,10 @@ on_server_exited = "{}"
     assert_eq!(v["hook.media_server_id"], "hook-test-1");
     assert_eq!(v["general.continue_push_ms"], "500");
     assert!(v.get("api.secret").is_none(), "the API secret is sent: {v}");
-    assert!(!v.to_string().contains(SECRET), "the API secret is sent: {v}");
+    assert!(
+        !v.to_string().contains(SECRET),
+        "the API secret is sent: {v}"
+    );
     assert!(
         v.as_object()
             .unwrap()
@@ -203,7 +210,13 @@ on_server_exited = "{}"
         assert_eq!(v["originSock"]["peer_ip"], "127.0.0.1", "{v}");
         let created = v["createStamp"].as_u64().unwrap();
         assert!(created.abs_diff(now_unix()) < 30, "{v}");
-        for k in ["aliveSecond", "bytesSpeed", "totalBytes", "readerCount", "totalReaderCount"] {
+        for k in [
+            "aliveSecond",
+            "bytesSpeed",
+            "totalBytes",
+            "readerCount",
+            "totalReaderCount",
+        ] {
             assert!(v[k].is_u64(), "{k}: {v}");
         }
         let names: Vec<&str> = v["tracks"]
@@ -220,12 +233,18 @@ on_server_exited = "{}"
 
     // on_stream_none_reader: asked for both unwatched streams after 1 s; "idle" is
     // closed by its answer (its publisher is disconnected), "cam" stays.
-    let v = wait_post(&posts, "on_stream_none_reader", secs(8), |v| v["stream"] == "idle");
+    let v = wait_post(&posts, "on_stream_none_reader", secs(8), |v| {
+        v["stream"] == "idle"
+    });
     assert_tuple(&v, "idle");
     assert_eq!(v["schema"], "rtmp");
-    let v = wait_post(&posts, "on_stream_none_reader", secs(8), |v| v["stream"] == "cam");
+    let v = wait_post(&posts, "on_stream_none_reader", secs(8), |v| {
+        v["stream"] == "cam"
+    });
     assert_tuple(&v, "cam");
-    wait_until("idle closed", secs(5), || (!online(&server, "idle")).then_some(()));
+    wait_until("idle closed", secs(5), || {
+        (!online(&server, "idle")).then_some(())
+    });
     assert!(
         idle.wait_for(secs(5)).is_some(),
         "the publisher of the closed stream is still connected"
@@ -263,7 +282,10 @@ on_server_exited = "{}"
     assert!(folder.ends_with("live/cam/"), "{v}");
     assert!(v["file_path"].as_str().unwrap().starts_with(folder), "{v}");
     let url_path = v["url"].as_str().unwrap();
-    assert!(url_path.starts_with("record/live/cam/") && url_path.ends_with(name), "{v}");
+    assert!(
+        url_path.starts_with("record/live/cam/") && url_path.ends_with(name),
+        "{v}"
+    );
     // The URL serves the file.
     let r = server.get(&format!("/{url_path}"));
     assert_eq!(r.status, 200, "GET /{url_path}");
@@ -289,7 +311,10 @@ on_server_exited = "{}"
         });
         assert_tuple(&v, "cam");
     }
-    assert!(left.elapsed() >= Duration::from_millis(400), "unregistered before continue_push");
+    assert!(
+        left.elapsed() >= Duration::from_millis(400),
+        "unregistered before continue_push"
+    );
 
     // on_server_exited on SIGTERM, and the process is still gone within 5 s.
     let t = Instant::now();
@@ -310,7 +335,10 @@ on_server_exited = "{}"
                         && v["regist"] == regist
                 })
             };
-            assert!(pos(true) < pos(false) && pos(true).is_some(), "{stream} {schema}");
+            assert!(
+                pos(true) < pos(false) && pos(true).is_some(),
+                "{stream} {schema}"
+            );
         }
     }
 }

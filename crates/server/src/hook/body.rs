@@ -134,7 +134,9 @@ pub(crate) fn stream_registered(s: &Stream, schema: &str) -> Body {
     b.insert("totalBytes".into(), s.bytes_in().into());
     b.insert("readerCount".into(), s.readers().into());
     b.insert("totalReaderCount".into(), s.total_readers().into());
-    let (n, name) = origin.map(|o| origin_type(o.kind)).unwrap_or((0, "unknown"));
+    let (n, name) = origin
+        .map(|o| origin_type(o.kind))
+        .unwrap_or((0, "unknown"));
     b.insert("originType".into(), n.into());
     b.insert("originTypeStr".into(), name.into());
     b.insert(
@@ -323,7 +325,10 @@ pub(crate) fn parse_answer(status: u16, body: &[u8]) -> Result<Answer, AnswerErr
     };
     let code = match body.get("code") {
         None | Some(Value::Null) => None,
-        Some(c) => Some(c.as_i64().ok_or_else(|| AnswerError::BadCode(c.to_string()))?),
+        Some(c) => Some(
+            c.as_i64()
+                .ok_or_else(|| AnswerError::BadCode(c.to_string()))?,
+        ),
     };
     Ok(Answer { code, body })
 }
@@ -349,11 +354,13 @@ fn number(v: Option<&Value>) -> Option<u64> {
         Value::Number(n) => n
             .as_u64()
             .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
-        Value::String(s) => s
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .or_else(|| s.trim().parse::<f64>().ok().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s.trim().parse::<u64>().ok().or_else(|| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| *f >= 0.0)
+                .map(|f| f as u64)
+        }),
         _ => None,
     }
 }
@@ -434,7 +441,10 @@ mod tests {
         assert_eq!(b["originTypeStr"], "rtmp_push");
         assert_eq!(b["schema"], "rtmp");
         let b = publish(&player("rtmp"), OriginKind::Pull);
-        assert_eq!((b["originType"].clone(), b["originTypeStr"].clone()), (json!(4), json!("pull")));
+        assert_eq!(
+            (b["originType"].clone(), b["originTypeStr"].clone()),
+            (json!(4), json!("pull"))
+        );
     }
 
     #[test]
@@ -461,8 +471,17 @@ mod tests {
         assert_eq!(
             keys(&b),
             [
-                "app", "file_name", "file_path", "file_size", "folder", "params", "start_time",
-                "stream", "time_len", "url", "vhost"
+                "app",
+                "file_name",
+                "file_path",
+                "file_size",
+                "folder",
+                "params",
+                "start_time",
+                "stream",
+                "time_len",
+                "url",
+                "vhost"
             ]
         );
         assert_eq!(b["file_name"], "19-00-00.mp4");
@@ -475,7 +494,10 @@ mod tests {
     #[test]
     fn unregister_and_none_reader_bodies() {
         let b = stream_unregistered(&key(), "k=v", "ts");
-        assert_eq!(keys(&b), ["app", "params", "regist", "schema", "stream", "vhost"]);
+        assert_eq!(
+            keys(&b),
+            ["app", "params", "regist", "schema", "stream", "vhost"]
+        );
         assert_eq!(b["regist"], false);
         let b = none_reader(&key(), "");
         assert_eq!(keys(&b), ["app", "params", "schema", "stream", "vhost"]);
@@ -498,9 +520,23 @@ mod tests {
         let p = hub.publish(key(), origin).unwrap();
         let b = stream_registered(p.stream(), "hls");
         for k in [
-            "regist", "schema", "vhost", "app", "stream", "params", "createStamp",
-            "aliveSecond", "bytesSpeed", "totalBytes", "readerCount", "totalReaderCount",
-            "originType", "originTypeStr", "originUrl", "originSock", "tracks",
+            "regist",
+            "schema",
+            "vhost",
+            "app",
+            "stream",
+            "params",
+            "createStamp",
+            "aliveSecond",
+            "bytesSpeed",
+            "totalBytes",
+            "readerCount",
+            "totalReaderCount",
+            "originType",
+            "originTypeStr",
+            "originUrl",
+            "originSock",
+            "tracks",
         ] {
             assert!(b.contains_key(k), "{k} missing");
         }
@@ -522,7 +558,12 @@ mod tests {
         c.hook.media_server_id = "edge-1".into();
         let b = server_started(&c);
         let text = serde_json::to_string(&b).unwrap();
-        for secret in ["s3cret-api-value", "metrics-token-value", "auth-secret-of-16", ":pw@"] {
+        for secret in [
+            "s3cret-api-value",
+            "metrics-token-value",
+            "auth-secret-of-16",
+            ":pw@",
+        ] {
             assert!(!text.contains(secret), "{secret} leaked");
         }
         assert_eq!(b["hook.on_play"], "http://user:***@hooks.local/play");
@@ -546,8 +587,14 @@ mod tests {
         assert_eq!(parse_answer(200, br#"{"close":true}"#).unwrap().code, None);
         assert_eq!(parse_answer(200, br#"{"code":-1}"#).unwrap().code, Some(-1));
         assert_eq!(parse_answer(500, b"{}"), Err(AnswerError::Status(500)));
-        assert!(matches!(parse_answer(200, b"<html>"), Err(AnswerError::NotJson(_))));
-        assert!(matches!(parse_answer(200, b"[0]"), Err(AnswerError::NotJson(_))));
+        assert!(matches!(
+            parse_answer(200, b"<html>"),
+            Err(AnswerError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_answer(200, b"[0]"),
+            Err(AnswerError::NotJson(_))
+        ));
         assert!(matches!(
             parse_answer(200, br#"{"code":"0"}"#),
             Err(AnswerError::BadCode(_))
@@ -569,11 +616,16 @@ mod tests {
                 continue_push_ms: Some(2000),
             }
         );
-        let o = publish_options(&b(r#"{"enable_hls":"1","enable_mp4":"false","mp4_max_second":0}"#));
+        let o = publish_options(&b(
+            r#"{"enable_hls":"1","enable_mp4":"false","mp4_max_second":0}"#,
+        ));
         assert_eq!(o.enable_hls, Some(true));
         assert_eq!(o.enable_mp4, Some(false));
         assert_eq!(o.mp4_max_second, None);
-        assert_eq!(publish_options(&b(r#"{"code":0}"#)), PublishOptions::default());
+        assert_eq!(
+            publish_options(&b(r#"{"code":0}"#)),
+            PublishOptions::default()
+        );
         assert_eq!(flag(Some(&json!("maybe"))), None);
     }
 }

@@ -56,11 +56,10 @@ impl HttpClient {
         let roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        let config = ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map(|b| b.with_root_certificates(roots).with_no_client_auth());
         HttpClient {
             tls: config.ok().map(|c| TlsConnector::from(Arc::new(c))),
         }
@@ -124,12 +123,11 @@ impl HttpClient {
             let name = ServerName::try_from(connect_host.to_owned())
                 .map_err(|e| PostError::BadUrl(e.to_string()))?;
             let Some(tls) = &self.tls else {
-                return Err(PostError::Tls(std::io::Error::other("no TLS configuration")));
+                return Err(PostError::Tls(std::io::Error::other(
+                    "no TLS configuration",
+                )));
             };
-            let tls = tls
-                .connect(name, tcp)
-                .await
-                .map_err(PostError::Tls)?;
+            let tls = tls.connect(name, tcp).await.map_err(PostError::Tls)?;
             exchange(TokioIo::new(tls), req).await
         } else {
             exchange(TokioIo::new(tcp), req).await

@@ -178,7 +178,10 @@ enum Outcome {
     Answered(body::Answer),
     /// Answered with another code.
     Refused(body::Answer),
-    Failed { timeout: bool, cause: String },
+    Failed {
+        timeout: bool,
+        cause: String,
+    },
 }
 
 impl Outcome {
@@ -191,6 +194,9 @@ impl Outcome {
         }
     }
 }
+
+/// A live stream and the signal its watcher gets when it ends.
+type StreamEnd = (Arc<Stream>, watch::Sender<bool>);
 
 /// A queued event; `answer` gets the receiver's answer (`None`: none usable).
 struct Job {
@@ -218,7 +224,7 @@ pub(crate) struct Hooks {
     dropped: AtomicU64,
     index: AtomicU64,
     /// Each live stream's end signal, set by the hub's end hook.
-    ends: Mutex<HashMap<StreamKey, (Arc<Stream>, watch::Sender<bool>)>>,
+    ends: Mutex<HashMap<StreamKey, StreamEnd>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     shut: AtomicBool,
 }
@@ -319,7 +325,8 @@ impl Hooks {
             let me = self.clone();
             let period = Duration::from_secs(self.config.alive_interval_sec.max(1));
             tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                let mut tick =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                 loop {
                     tick.tick().await;
                     let streams = me.hub.streams();
@@ -342,14 +349,21 @@ impl Hooks {
             return;
         }
         let until = Instant::now() + DRAIN_GRACE;
-        while (self.pending.load(Ordering::Acquire) > 0 || self.watching.load(Ordering::Acquire) > 0)
+        while (self.pending.load(Ordering::Acquire) > 0
+            || self.watching.load(Ordering::Acquire) > 0)
             && Instant::now() < until
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if self.on(Event::ServerExited) {
             let url = Event::ServerExited.url(&self.config).to_owned();
-            let outcome = self.attempt(Event::ServerExited, &url, &Body::new(), None).await;
+            let started = Instant::now();
+            let outcome = self.attempt(&url, &Body::new(), None).await;
+            crate::metrics::hook_request(
+                Event::ServerExited.name(),
+                outcome.label(),
+                started.elapsed(),
+            );
             if let Outcome::Failed { cause, .. } = &outcome {
                 tracing::warn!(hook = "on_server_exited", cause = %cause, "hook failed");
             }
@@ -512,8 +526,12 @@ impl Hooks {
                 crate::metrics::hook_dropped(event.name());
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed);
                 // One line per 1000 drops: a receiver that is down must not flood the log.
-                if n % 1000 == 0 {
-                    tracing::warn!(hook = event.name(), dropped = n + 1, "hook queue full; event dropped");
+                if n.is_multiple_of(1000) {
+                    tracing::warn!(
+                        hook = event.name(),
+                        dropped = n + 1,
+                        "hook queue full; event dropped"
+                    );
                 }
                 false
             }
@@ -527,14 +545,17 @@ impl Hooks {
         let mut attempt = 0;
         let answer = loop {
             let started = Instant::now();
-            let outcome = self
-                .attempt(job.event, &url, &job.body, job.vhost.as_deref())
-                .await;
+            let outcome = self.attempt(&url, &job.body, job.vhost.as_deref()).await;
             crate::metrics::hook_request(name, outcome.label(), started.elapsed());
             match outcome {
                 Outcome::Answered(a) => break Some(a.body),
                 Outcome::Refused(a) => {
-                    tracing::warn!(hook = name, code = a.code.unwrap_or_default(), msg = a.msg().unwrap_or(""), "hook answered an error code");
+                    tracing::warn!(
+                        hook = name,
+                        code = a.code.unwrap_or_default(),
+                        msg = a.msg().unwrap_or(""),
+                        "hook answered an error code"
+                    );
                     break None;
                 }
                 Outcome::Failed { cause, .. } => {
@@ -555,8 +576,7 @@ impl Hooks {
     }
 
     /// One request of an event, bounded by `hook.timeout_sec`.
-    async fn attempt(&self, event: Event, url: &str, body: &Body, vhost: Option<&str>) -> Outcome {
-        let _ = event;
+    async fn attempt(&self, url: &str, body: &Body, vhost: Option<&str>) -> Outcome {
         tokio::time::timeout(self.timeout, self.exchange(url, body, vhost))
             .await
             .unwrap_or_else(|_| Outcome::Failed {
@@ -654,8 +674,8 @@ impl Hooks {
     /// Until the stream ends: after `none_reader_delay` without a reader, asks the
     /// receiver (once per idle spell), and closes the stream if it says so.
     async fn none_reader(&self, stream: &Arc<Stream>, ended: &mut watch::Receiver<bool>) {
-        let poll = (self.none_reader_delay / 4)
-            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let poll =
+            (self.none_reader_delay / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut idle_since: Option<Instant> = None;
         let mut armed = true;
         loop {
@@ -795,7 +815,11 @@ mod tests {
         let h = Hooks::new(&config(|c| c.hook.on_play = url.clone()), hub());
         let r = h.on_play(&client()).await.unwrap_err();
         assert_eq!(r.msg, "no such key");
-        assert!(r.reason.contains("on_play") && r.reason.contains("live/s"), "{}", r.reason);
+        assert!(
+            r.reason.contains("on_play") && r.reason.contains("live/s"),
+            "{}",
+            r.reason
+        );
 
         let url = receiver("<html>not json</html>").await;
         let h = Hooks::new(&config(|c| c.hook.on_play = url.clone()), hub());
@@ -813,7 +837,12 @@ mod tests {
         // A gate's answer without a code is garbage.
         let url = receiver(r#"{"msg":"hi"}"#).await;
         let h = Hooks::new(&config(|c| c.hook.on_play = url.clone()), hub());
-        assert!(h.on_play(&client()).await.unwrap_err().reason.contains("no code"));
+        assert!(h
+            .on_play(&client())
+            .await
+            .unwrap_err()
+            .reason
+            .contains("no code"));
     }
 
     #[tokio::test]
