@@ -159,6 +159,7 @@ timeout_sec = 5
 on_stream_changed = "{}"
 on_stream_none_reader = "{}"
 on_record_mp4 = "{}"
+on_record_ts = "{}"
 on_server_started = "{}"
 on_server_keepalive = "{}"
 on_server_exited = "{}"
@@ -166,6 +167,7 @@ on_server_exited = "{}"
         url("on_stream_changed"),
         url("on_stream_none_reader"),
         url("on_record_mp4"),
+        url("on_record_ts"),
         url("on_server_started"),
         url("on_server_keepalive"),
         url("on_server_exited"),
@@ -256,20 +258,53 @@ on_server_exited = "{}"
     });
     assert!(online(&server, "cam"), "close:false closed the stream");
 
-    // on_record_mp4: the finished file, its size and length.
-    let v = api(
-        &server,
-        "startRecord",
-        &format!("secret={SECRET}&vhost=__defaultVhost__&app=live&stream=cam&type=1"),
-    );
-    assert_eq!(api_code(&v), 0, "{v}");
+    // on_record_mp4 and on_record_ts: the finished files, their sizes and lengths.
+    for t in ["0", "1"] {
+        let v = api(
+            &server,
+            "startRecord",
+            &format!("secret={SECRET}&vhost=__defaultVhost__&app=live&stream=cam&type={t}"),
+        );
+        assert_eq!(api_code(&v), 0, "{v}");
+    }
     std::thread::sleep(Duration::from_secs(3));
-    let v = api(
-        &server,
-        "stopRecord",
-        &format!("secret={SECRET}&vhost=__defaultVhost__&app=live&stream=cam&type=1"),
+    for t in ["0", "1"] {
+        let v = api(
+            &server,
+            "stopRecord",
+            &format!("secret={SECRET}&vhost=__defaultVhost__&app=live&stream=cam&type={t}"),
+        );
+        assert_eq!(api_code(&v), 0, "{v}");
+    }
+    let v = wait_post(&posts, "on_record_ts", secs(5), |_| true);
+    assert_tuple(&v, "cam");
+    let ts = std::path::PathBuf::from(v["file_path"].as_str().unwrap());
+    assert_eq!(ts.extension().unwrap(), "ts", "{v}");
+    let len = std::fs::metadata(&ts)
+        .unwrap_or_else(|e| panic!("{}: {e}", ts.display()))
+        .len();
+    assert_eq!(v["file_size"].as_u64(), Some(len), "{v}");
+    assert_eq!(
+        v["file_name"],
+        ts.file_name().unwrap().to_str().unwrap(),
+        "{v}"
     );
-    assert_eq!(api_code(&v), 0, "{v}");
+    assert!(v["time_len"].as_f64().unwrap() > 0.5, "{v}");
+    let url_path = v["url"].as_str().unwrap();
+    assert_eq!(
+        server.get(&format!("/{url_path}")).body.len() as u64,
+        len,
+        "{v}"
+    );
+    // Only segments: the recording's playlist is not a TS file.
+    assert!(
+        posts
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(p, v)| p != "on_record_ts" || v["file_path"].as_str().unwrap().ends_with(".ts")),
+        "on_record_ts of something other than a segment"
+    );
     let v = wait_post(&posts, "on_record_mp4", secs(5), |_| true);
     assert_tuple(&v, "cam");
     let path = std::path::PathBuf::from(v["file_path"].as_str().unwrap());
