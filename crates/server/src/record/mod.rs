@@ -657,6 +657,72 @@ impl FileSink {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn publish_gate_options_start_prevent_and_size_mp4_recordings() {
+        use crate::hub::{HubSettings, Origin, OriginKind, PublishOptions};
+        let config = Config::default();
+        let hub = Hub::new(HubSettings::from_config(&config));
+        let mut settings = RecordSettings::from_config(&config);
+        settings.root =
+            std::env::temp_dir().join(format!("ferrocast-record-gate-{}", std::process::id()));
+        settings.auto_mp4_apps = vec!["auto".into()];
+        let rec = Recorder::new(hub.clone(), settings.clone(), None);
+        rec.attach();
+        let publish = |app: &str, options: PublishOptions| {
+            let origin = Origin {
+                kind: OriginKind::RtmpPush,
+                peer: None,
+                local: None,
+                params: String::new(),
+                url: String::new(),
+                options,
+            };
+            hub.publish(StreamKey::new(None, app, "s"), origin).unwrap()
+        };
+        let on = PublishOptions {
+            enable_mp4: Some(true),
+            mp4_max_second: Some(30),
+            ..Default::default()
+        };
+        let off = PublishOptions {
+            enable_mp4: Some(false),
+            ..Default::default()
+        };
+        let cases = [
+            ("live", on.clone(), true),
+            ("auto", off, false),
+            ("other", PublishOptions::default(), false),
+        ];
+        let mut publishers = Vec::new();
+        for (app, options, recorded) in cases {
+            publishers.push(publish(app, options));
+            let key = StreamKey::new(None, app, "s");
+            assert_eq!(rec.is_recording(&key, RecordKind::Mp4), recorded, "{app}");
+        }
+        // auto/s was kept from recording by its gate; a stream of the app without
+        // options is recorded.
+        let other = StreamKey::new(None, "auto", "t");
+        let origin = Origin {
+            kind: OriginKind::RtmpPush,
+            peer: None,
+            local: None,
+            params: String::new(),
+            url: String::new(),
+            options: PublishOptions::default(),
+        };
+        let _p = hub.publish(other.clone(), origin).unwrap();
+        assert!(rec.is_recording(&other, RecordKind::Mp4));
+        // mp4_max_second is the stream's file length.
+        let stream = hub.find(&StreamKey::new(None, "live", "s")).unwrap();
+        assert_eq!(rec.options_for(&stream).max_second, 30);
+        assert_eq!(
+            rec.options_for(&hub.find(&other).unwrap()).max_second,
+            settings.max_second
+        );
+        rec.shutdown().await;
+        let _ = std::fs::remove_dir_all(&settings.root);
+    }
+
     #[test]
     fn dates_in_utc() {
         assert_eq!(date_time(0), ("1970-01-01".into(), "00-00-00".into()));
