@@ -760,11 +760,23 @@ mod tests {
 
     /// A one-shot HTTP receiver on 127.0.0.1 answering every request with `answer`.
     async fn receiver(answer: &'static str) -> String {
+        receiver_with(200, answer, Duration::ZERO).await.0
+    }
+
+    /// A receiver answering `status` and `answer` after `delay`; counts requests.
+    async fn receiver_with(
+        status: u16,
+        answer: &'static str,
+        delay: Duration,
+    ) -> (String, Arc<AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = l.accept().await {
+                let counter = counter.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 65536];
                     let mut got = Vec::new();
@@ -789,15 +801,73 @@ mod tests {
                             }
                         }
                     }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
                     let res = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
                         answer.len()
                     );
                     let _ = s.write_all(res.as_bytes()).await;
                 });
             }
         });
-        format!("http://{addr}/hook")
+        (format!("http://{addr}/hook"), count)
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_gate_slot_counts_in_the_timeout() {
+        let (url, count) = receiver_with(200, r#"{"code":0}"#, Duration::from_millis(1500)).await;
+        let h = Hooks::new(
+            &config(|c| {
+                c.hook.on_play = url.clone();
+                c.hook.timeout_sec = 1;
+                c.hook.max_concurrent = 1;
+            }),
+            hub(),
+        );
+        let t = Instant::now();
+        let c = client();
+        let (a, b) = tokio::join!(h.on_play(&c), h.on_play(&c));
+        assert!(a.is_err() && b.is_err());
+        // Both decided within the one timeout; the second never got a slot.
+        assert!(
+            t.elapsed() < Duration::from_millis(1400),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_events_are_retried_refused_ones_not() {
+        let (url, count) = receiver_with(500, "oops", Duration::ZERO).await;
+        let h = Hooks::new(
+            &config(|c| {
+                c.hook.on_flow_report = url.clone();
+                c.hook.retry = 2;
+                c.hook.retry_delay_ms = 10;
+            }),
+            hub(),
+        );
+        h.start();
+        h.flow_report(&client(), true, 1, Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 3, "1 + hook.retry attempts");
+        assert_eq!(h.pending.load(Ordering::SeqCst), 0);
+
+        let (url, count) = receiver_with(200, r#"{"code":-1,"msg":"no"}"#, Duration::ZERO).await;
+        let h = Hooks::new(
+            &config(|c| {
+                c.hook.on_flow_report = url.clone();
+                c.hook.retry = 2;
+                c.hook.retry_delay_ms = 10;
+            }),
+            hub(),
+        );
+        h.start();
+        h.flow_report(&client(), true, 1, Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
