@@ -829,13 +829,14 @@ mod tests {
         let c = client();
         let (a, b) = tokio::join!(h.on_play(&c), h.on_play(&c));
         assert!(a.is_err() && b.is_err());
-        // Both decided within the one timeout; the second never got a slot.
+        // Both decided within the one timeout: the second's wait for the slot (held
+        // by the first until its timeout) was not followed by a timeout of its own.
         assert!(
             t.elapsed() < Duration::from_millis(1400),
             "{:?}",
             t.elapsed()
         );
-        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(count.load(Ordering::SeqCst) >= 1);
     }
 
     #[tokio::test]
