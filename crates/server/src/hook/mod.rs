@@ -198,6 +198,11 @@ impl Outcome {
 /// A live stream and the signal its watcher gets when it ends.
 type StreamEnd = (Arc<Stream>, watch::Sender<bool>);
 
+/// A stream's identity while it is held: its address.
+fn stream_id(stream: &Arc<Stream>) -> usize {
+    Arc::as_ptr(stream) as usize
+}
+
 /// A queued event; `answer` gets the receiver's answer (`None`: none usable).
 struct Job {
     event: Event,
@@ -223,8 +228,10 @@ pub(crate) struct Hooks {
     watching: AtomicUsize,
     dropped: AtomicU64,
     index: AtomicU64,
-    /// Each live stream's end signal, set by the hub's end hook.
-    ends: Mutex<HashMap<StreamKey, StreamEnd>>,
+    /// Each live stream's end signal, set by the hub's end hook. Keyed by the
+    /// stream's address, not its name: a new stream of the same name may be created
+    /// before the old one's end hook ran.
+    ends: Mutex<HashMap<usize, StreamEnd>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     shut: AtomicBool,
 }
@@ -297,7 +304,7 @@ impl Hooks {
                 me.ends
                     .lock()
                     .unwrap()
-                    .insert(stream.key.clone(), (stream.clone(), tx));
+                    .insert(stream_id(stream), (stream.clone(), tx));
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
                     me.watching.fetch_add(1, Ordering::AcqRel);
                     let me = me.clone();
@@ -310,14 +317,9 @@ impl Hooks {
             });
             let me = self.clone();
             self.hub.add_on_stream_end(move |stream| {
-                let mut ends = me.ends.lock().unwrap();
-                if ends
-                    .get(&stream.key)
-                    .is_some_and(|(s, _)| Arc::ptr_eq(s, stream))
-                {
-                    if let Some((_, tx)) = ends.remove(&stream.key) {
-                        tx.send_replace(true);
-                    }
+                // The entry holds the stream, so its address is not reused meanwhile.
+                if let Some((_, tx)) = me.ends.lock().unwrap().remove(&stream_id(stream)) {
+                    tx.send_replace(true);
                 }
             });
         }
