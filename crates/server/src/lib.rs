@@ -59,11 +59,17 @@
 //!   ([`proxy::manager::ProxyManager`]); the transcoder one supervisor task per
 //!   ffmpeg child; the recorder one task per recording (and one per MP4 file being
 //!   finished at a rotation).
+//! * The webhooks ([`hook::Hooks::start`]) spawn a queue dispatcher (which runs at
+//!   most four senders at once), a keepalive timer, and one watcher per stream; a
+//!   gate (on_publish, on_play) runs in the task of the client it decides on.
 //!
 //! # Hooks the hub offers
 //! The hub knows none of the services above; they attach themselves at start-up:
 //! * [`hub::Hub::add_on_new_stream`]: called outside the hub's locks for each new
-//!   stream (live HLS, recorder, transcoder).
+//!   stream (live HLS, recorder, transcoder, and the webhooks' per-stream watcher,
+//!   which sends on_stream_changed and on_stream_none_reader).
+//! * [`hub::Hub::add_on_stream_end`]: called outside the hub's locks when a stream
+//!   ended for good (the webhooks' watcher then sends the unregistrations).
 //! * [`hub::Hub::add_on_demand`]: a player started waiting for a stream that is not
 //!   published (on-demand pull proxies).
 //! * [`hub::Hub::register_session`]: every client connection is listed (API
@@ -110,8 +116,9 @@
 //!    several modules share. Import nothing of ours.
 //! 3. [`hub`]: streams, fan-out, sessions.
 //! 4. [`metrics`]: Prometheus counters and the scrape-time view of the hub; then
-//!    [`hook`] (ZLMediaKit's webhooks: its JSON shapes live there, as the API's live
-//!    in `api/`); then [`auth`] (who may publish and play).
+//!    [`hook`] (the ZLMediaKit webhooks: their JSON shapes live there, as the API's
+//!    live in `api/`; gates before a publish or play, events after); then [`auth`]
+//!    (who may publish and play: policies, signatures, the gates).
 //! 5. Inputs and outputs: [`rtmp`], [`live_hls`], [`record`]; then [`http`] (serves
 //!    live HLS), [`proxy`] (restarts live HLS and recordings of pulled streams); then
 //!    [`transcode`] (publishes through the RTMP listener's address, proxies' URLs).
@@ -125,7 +132,9 @@
 //! process is gone within 5 s): recordings are first closed to new starts (so a proxy
 //! or a new stream cannot begin a file that nobody finishes), then, together, the
 //! recordings are finished (their MP4 index written), proxies and ffmpeg children
-//! are stopped, and the listeners stop accepting while every session ends.
+//! are stopped, and the listeners stop accepting while every session ends. Last,
+//! within the same 5 s, the webhooks send what was queued (unregistrations, the
+//! last on_record_mp4) and on_server_exited ([`hook::Hooks::shutdown`]).
 //!
 //! # Errors and panics
 //! Every byte from the network is hostile. Bad input is an `Err` from the proto

@@ -100,6 +100,10 @@ pub(crate) fn attach(hub: &Arc<Hub>, store: &Arc<HlsStore>) {
         if store.disabled.lock().unwrap().contains(&stream.key) {
             return;
         }
+        // The publish gate (hook.on_publish) may turn HLS off for this stream.
+        if stream.options().enable_hls == Some(false) {
+            return;
+        }
         rt.spawn(run_stream(hub, store.clone(), stream.clone()));
     });
 }

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::hub::Hub;
@@ -142,6 +142,17 @@ pub(crate) fn recording_ended(kind: &'static str, failed: bool) {
     if failed {
         counter!("ferrocast_recordings_failed_total", "type" => kind).increment(1);
     }
+}
+
+/// A hook request ended: `result` is "ok", "refused", "error" or "timeout".
+pub(crate) fn hook_request(hook: &'static str, result: &'static str, took: std::time::Duration) {
+    counter!("ferrocast_hook_requests_total", "hook" => hook, "result" => result).increment(1);
+    histogram!("ferrocast_hook_duration_seconds", "hook" => hook).record(took.as_secs_f64());
+}
+
+/// An event hook was dropped because its queue was full.
+pub(crate) fn hook_dropped(hook: &'static str) {
+    counter!("ferrocast_hook_dropped_total", "hook" => hook).increment(1);
 }
 
 pub(crate) fn hls_segment_produced() {

@@ -20,6 +20,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// How long shutdown waits for recordings to be finished (their index written).
 const RECORD_FINISH_GRACE: Duration = Duration::from_secs(3);
 
+/// How long shutdown gives the webhooks (the last queued events, on_server_exited)
+/// after the sessions ended; within the 5 s of SIGTERM with [`SHUTDOWN_GRACE`].
+const HOOK_EXIT_GRACE: Duration = Duration::from_millis(800);
+
 /// Binds the listeners and serves until SIGINT or SIGTERM. `config_path` is the
 /// operator's file, where setServerConfig writes changes back.
 pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
@@ -64,7 +68,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         "ferrocast listening"
     );
     let hub = hub::Hub::new(hub::HubSettings::from_config(&config));
-    let hooks = hook::Hooks::new(&config.hook, hub.clone());
+    let hooks = hook::Hooks::new(&config, hub.clone());
     hooks.start();
     let auth = auth::Auth::new(&config, hooks.clone());
     warn_if_open(&auth, rtmp_addr, http_addr);
@@ -75,7 +79,11 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
     let (stop_tx, stop_rx) = watch::channel(false);
     let hls_store = live_hls::HlsStore::new(live_hls::HlsSettings::from_config(&config));
     live_hls::attach(&hub, &hls_store);
-    let recorder = record::Recorder::new(hub.clone(), record::RecordSettings::from_config(&config));
+    let recorder = record::Recorder::new(
+        hub.clone(),
+        record::RecordSettings::from_config(&config),
+        Some(hooks.clone()),
+    );
     recorder.attach();
     let proxies = proxy::manager::ProxyManager::new(
         hub.clone(),
@@ -230,7 +238,13 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
     if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
         tracing::warn!("sessions did not end within {SHUTDOWN_GRACE:?}; exiting anyway");
     }
-    hooks.shutdown().await;
+    // Last: the unregistrations and recordings just queued, then on_server_exited.
+    if tokio::time::timeout(HOOK_EXIT_GRACE, hooks.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("webhooks not all sent within {HOOK_EXIT_GRACE:?}");
+    }
     tracing::info!("ferrocast stopped");
     Ok(())
 }

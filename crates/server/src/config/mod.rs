@@ -569,8 +569,7 @@ impl Config {
             });
         }
         for (key, url) in self.hook.urls() {
-            let http = url.starts_with("http://") || url.starts_with("https://");
-            if !url.is_empty() && !http {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Invalid {
                     key,
                     message: format!("{url:?} is not an http:// or https:// URL"),

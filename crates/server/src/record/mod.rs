@@ -18,8 +18,13 @@
 //! state the API shows ([`Recorder::last_error`]); nothing else is disturbed.
 //!
 //! Every file started and finished is described by a [`RecordEvent`] and logged in
-//! one place ([`TaskContext::emit`]); the on_record_mp4 / on_record_ts webhooks
-//! (issue 11) are to be fed from there.
+//! one place ([`TaskContext::emit`]), which also sends the on_record_mp4 (a finished
+//! MP4 file) and on_record_ts (a finished HLS segment) webhooks.
+//!
+//! A stream's publish gate (hook.on_publish) may set `enable_mp4` (true records the
+//! stream as an auto-recorded app would be, false keeps an auto-recorded app's stream
+//! from being recorded) and `mp4_max_second` (the file length of that stream's MP4
+//! recordings, automatic or by startRecord without its own).
 
 pub(crate) mod hls_recorder;
 pub(crate) mod mp4;
@@ -34,6 +39,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::hook::{Hooks, RecordedFile};
 use crate::hub::{Hub, Stream, StreamKey};
 
 /// What is recorded (startRecord's `type`).
@@ -131,6 +137,7 @@ struct Active {
 
 struct Inner {
     hub: Arc<Hub>,
+    hooks: Option<Arc<Hooks>>,
     settings: RwLock<RecordSettings>,
     active: Mutex<HashMap<(StreamKey, RecordKind), Arc<Active>>>,
     errors: Mutex<HashMap<(StreamKey, RecordKind), String>>,
@@ -149,6 +156,9 @@ pub(crate) struct Recorder {
 pub(crate) struct TaskContext {
     pub key: StreamKey,
     pub opts: StartOptions,
+    /// The record directory (`/record` serves it): webhook URLs are relative to it.
+    pub record_dir: PathBuf,
+    pub hooks: Option<Arc<Hooks>>,
 }
 
 impl TaskContext {
@@ -165,6 +175,41 @@ impl TaskContext {
                 ..
             } => {
                 tracing::info!(stream = %self.key, kind = kind.label(), path = %path.display(), duration_ms, size, "recording file finished")
+            }
+        }
+        if let (
+            Some(hooks),
+            RecordEvent::FileFinished {
+                kind,
+                key,
+                path,
+                start_unix,
+                duration_ms,
+                size,
+            },
+        ) = (&self.hooks, e)
+        {
+            let file = RecordedFile {
+                url_path: path
+                    .strip_prefix(&self.record_dir)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned(),
+                folder: self.opts.root.join(stream_dir(&key)),
+                key,
+                file_path: path.clone(),
+                file_size: size,
+                start_time: start_unix,
+                time_len: duration_ms as f64 / 1000.0,
+            };
+            match kind {
+                RecordKind::Mp4 => hooks.record_mp4(&file),
+                // The HLS recording's playlist is also reported finished; only
+                // segments are on_record_ts.
+                RecordKind::Hls if path.extension().is_some_and(|x| x == "ts") => {
+                    hooks.record_ts(&file)
+                }
+                RecordKind::Hls => {}
             }
         }
     }
@@ -185,10 +230,11 @@ impl TaskContext {
 }
 
 impl Recorder {
-    pub(crate) fn new(hub: Arc<Hub>, settings: RecordSettings) -> Self {
+    pub(crate) fn new(hub: Arc<Hub>, settings: RecordSettings, hooks: Option<Arc<Hooks>>) -> Self {
         Recorder {
             inner: Arc::new(Inner {
                 hub,
+                hooks,
                 settings: RwLock::new(settings),
                 active: Mutex::new(HashMap::new()),
                 errors: Mutex::new(HashMap::new()),
@@ -197,20 +243,37 @@ impl Recorder {
         }
     }
 
-    /// Starts the per-app automatic recordings of every new stream.
+    /// Starts the automatic recordings of every new stream: those of its app, and an
+    /// MP4 one when its publish gate said `enable_mp4` (which can also say no).
     pub(crate) fn attach(&self) {
         let me = self.clone();
         self.inner.hub.add_on_new_stream(move |stream| {
             let s = me.settings();
+            let gate = stream.options();
             for (apps, kind) in [
                 (&s.auto_mp4_apps, RecordKind::Mp4),
                 (&s.auto_hls_apps, RecordKind::Hls),
             ] {
-                if apps.iter().any(|a| *a == stream.key.app) {
-                    me.start_on(stream.clone(), kind, me.default_options());
+                let auto = apps.iter().any(|a| *a == stream.key.app);
+                let wanted = match kind {
+                    RecordKind::Mp4 => gate.enable_mp4.unwrap_or(auto),
+                    RecordKind::Hls => auto,
+                };
+                if wanted {
+                    let opts = me.options_for(stream);
+                    me.start_on(stream.clone(), kind, opts);
                 }
             }
         });
+    }
+
+    /// The default options, with the stream's gate-set MP4 file length.
+    fn options_for(&self, stream: &Stream) -> StartOptions {
+        let mut opts = self.default_options();
+        if let Some(m) = stream.options().mp4_max_second {
+            opts.max_second = m.clamp(10, 86_400);
+        }
+        opts
     }
 
     pub(crate) fn settings(&self) -> RecordSettings {
@@ -254,7 +317,7 @@ impl Recorder {
             .hub
             .find(key)
             .ok_or(RecordError::StreamNotFound)?;
-        let mut opts = self.default_options();
+        let mut opts = self.options_for(&stream);
         opts.root = root;
         if let Some(m) = max_second.filter(|m| *m > 0) {
             opts.max_second = m.clamp(10, 86_400);
@@ -290,6 +353,8 @@ impl Recorder {
         let ctx = TaskContext {
             key: key.clone(),
             opts,
+            record_dir: self.settings().root,
+            hooks: self.inner.hooks.clone(),
         };
         let inner = self.inner.clone();
         let me = entry.clone();
@@ -591,6 +656,72 @@ impl FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn publish_gate_options_start_prevent_and_size_mp4_recordings() {
+        use crate::hub::{HubSettings, Origin, OriginKind, PublishOptions};
+        let config = Config::default();
+        let hub = Hub::new(HubSettings::from_config(&config));
+        let mut settings = RecordSettings::from_config(&config);
+        settings.root =
+            std::env::temp_dir().join(format!("ferrocast-record-gate-{}", std::process::id()));
+        settings.auto_mp4_apps = vec!["auto".into()];
+        let rec = Recorder::new(hub.clone(), settings.clone(), None);
+        rec.attach();
+        let publish = |app: &str, options: PublishOptions| {
+            let origin = Origin {
+                kind: OriginKind::RtmpPush,
+                peer: None,
+                local: None,
+                params: String::new(),
+                url: String::new(),
+                options,
+            };
+            hub.publish(StreamKey::new(None, app, "s"), origin).unwrap()
+        };
+        let on = PublishOptions {
+            enable_mp4: Some(true),
+            mp4_max_second: Some(30),
+            ..Default::default()
+        };
+        let off = PublishOptions {
+            enable_mp4: Some(false),
+            ..Default::default()
+        };
+        let cases = [
+            ("live", on.clone(), true),
+            ("auto", off, false),
+            ("other", PublishOptions::default(), false),
+        ];
+        let mut publishers = Vec::new();
+        for (app, options, recorded) in cases {
+            publishers.push(publish(app, options));
+            let key = StreamKey::new(None, app, "s");
+            assert_eq!(rec.is_recording(&key, RecordKind::Mp4), recorded, "{app}");
+        }
+        // auto/s was kept from recording by its gate; a stream of the app without
+        // options is recorded.
+        let other = StreamKey::new(None, "auto", "t");
+        let origin = Origin {
+            kind: OriginKind::RtmpPush,
+            peer: None,
+            local: None,
+            params: String::new(),
+            url: String::new(),
+            options: PublishOptions::default(),
+        };
+        let _p = hub.publish(other.clone(), origin).unwrap();
+        assert!(rec.is_recording(&other, RecordKind::Mp4));
+        // mp4_max_second is the stream's file length.
+        let stream = hub.find(&StreamKey::new(None, "live", "s")).unwrap();
+        assert_eq!(rec.options_for(&stream).max_second, 30);
+        assert_eq!(
+            rec.options_for(&hub.find(&other).unwrap()).max_second,
+            settings.max_second
+        );
+        rec.shutdown().await;
+        let _ = std::fs::remove_dir_all(&settings.root);
+    }
 
     #[test]
     fn dates_in_utc() {
