@@ -415,16 +415,27 @@ fn on_play_gates_every_protocol() {
         403,
         "a tampered segment token"
     );
-    // The HLS viewer is listed and counted.
+    // The HLS viewer is listed, as a player of the stream, and can be kicked: its
+    // token then opens nothing.
     let sessions = api(&server, "getAllSession", &format!("secret={SECRET}"));
-    assert!(
-        sessions["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["typeid"].as_str().unwrap_or("").contains("hls") || s["schema"] == "hls"),
-        "an HLS session is listed: {sessions}"
-    );
+    let hls: Vec<Value> = sessions["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["schema"] == "hls")
+        .cloned()
+        .collect();
+    assert!(!hls.is_empty(), "an HLS session is listed: {sessions}");
+    for h in &hls {
+        assert_eq!(h["role"], "player", "{h}");
+        assert_eq!(h["stream"], "cam", "{h}");
+        let id = h["id"].as_str().unwrap();
+        let v = api(&server, "kick_session", &format!("secret={SECRET}&id={id}"));
+        assert_eq!(api_code(&v), 0, "{v}");
+    }
+    wait_until("the kicked HLS session refused", secs(5), || {
+        (server.get(&media_path).status == 403).then_some(())
+    });
     publisher.kill();
 }
 
