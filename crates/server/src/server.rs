@@ -150,10 +150,12 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         },
     };
     let api_state = api::ApiState::new(
-        hub.clone(),
-        recorder.clone(),
-        proxies.clone(),
-        transcoder.clone(),
+        api::Services {
+            hub: hub.clone(),
+            recorder: recorder.clone(),
+            proxies: proxies.clone(),
+            transcoder: transcoder.clone(),
+        },
         config.clone(),
         config_path,
         access,

@@ -93,18 +93,29 @@ pub(crate) struct ApiState {
     auth: Arc<crate::auth::Auth>,
 }
 
+/// The services the API drives.
+pub(crate) struct Services {
+    pub hub: Arc<Hub>,
+    pub recorder: Recorder,
+    pub proxies: ProxyManager,
+    pub transcoder: Transcoder,
+}
+
 impl ApiState {
     pub(crate) fn new(
-        hub: Arc<Hub>,
-        recorder: Recorder,
-        proxies: ProxyManager,
-        transcoder: Transcoder,
+        services: Services,
         config: Config,
         config_path: Option<PathBuf>,
         access: Arc<Access>,
         auth: Arc<crate::auth::Auth>,
     ) -> Result<Arc<Self>, String> {
         let secret = effective_secret(&config)?;
+        let Services {
+            hub,
+            recorder,
+            proxies,
+            transcoder,
+        } = services;
         Ok(Arc::new(ApiState {
             hub,
             recorder,

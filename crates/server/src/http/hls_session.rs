@@ -184,10 +184,8 @@ impl HlsSessions {
         params: &str,
     ) -> Result<String, TokenRefused> {
         let now = unix_now();
-        let (id, exp) = match self.auth.check_hls_token(key, token, 0) {
-            Ok(v) => v,
-            Err(e) => return Err(e.into()),
-        };
+        // Expiry is checked below: a live session outlives its variant token.
+        let (id, exp) = self.auth.check_hls_token(key, token, 0)?;
         {
             let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(v) = live.get_mut(&id) {
