@@ -139,6 +139,7 @@ fn player_page_plays_a_signed_stream() {
             &srv.http_base(),
             artifacts.to_str().unwrap(),
             "live/s",
+            "hls,flv",
             &query,
         ],
         NODE_TIMEOUT,
