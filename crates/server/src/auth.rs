@@ -45,6 +45,15 @@ pub(crate) struct Denied {
     pub reason: String,
 }
 
+/// What an HLS session token opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// The media playlist (the variant URI of the session's master playlist).
+    Variant,
+    /// Segments listed by a playlist of the session.
+    Segment,
+}
+
 /// A publish that may go on.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Grant {
@@ -215,19 +224,34 @@ impl Auth {
         Ok(())
     }
 
-    /// A token for HLS session `id` of `key`, valid until `exp` (unix seconds).
-    pub(crate) fn hls_token(&self, key: &StreamKey, id: u64, exp: u64) -> String {
-        sign::session_token(&self.hls_key, &key.vhost, &key.app, &key.stream, id, exp)
+    /// A token for HLS session `id` of `key`, valid until `exp` (unix seconds), of
+    /// one `kind`: a variant token (reloads of the media playlist) and a segment
+    /// token are keyed apart, so a leaked segment URL cannot start a session.
+    pub(crate) fn hls_token(&self, kind: TokenKind, key: &StreamKey, id: u64, exp: u64) -> String {
+        let k = self.token_key(kind);
+        sign::session_token(&k, &key.vhost, &key.app, &key.stream, id, exp)
     }
 
-    /// The session id and expiry a token gives for `key`, if it is genuine and
-    /// not expired.
+    /// The session id and expiry a token of `kind` gives for `key`, if it is genuine
+    /// and not expired at `now`.
     pub(crate) fn check_hls_token(
         &self,
+        kind: TokenKind,
         key: &StreamKey,
         token: &str,
         now: u64,
     ) -> Result<(u64, u64), SignError> {
-        sign::verify_session_token(&self.hls_key, &key.vhost, &key.app, &key.stream, token, now)
+        let k = self.token_key(kind);
+        sign::verify_session_token(&k, &key.vhost, &key.app, &key.stream, token, now)
+    }
+
+    fn token_key(&self, kind: TokenKind) -> [u8; 33] {
+        let mut k = [0u8; 33];
+        k[..32].copy_from_slice(&self.hls_key);
+        k[32] = match kind {
+            TokenKind::Variant => b'v',
+            TokenKind::Segment => b's',
+        };
+        k
     }
 }

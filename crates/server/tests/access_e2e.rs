@@ -412,6 +412,14 @@ fn on_play_gates_every_protocol() {
         403,
         "a tampered segment token"
     );
+    // A segment token opens segments only: it cannot start (or revive) a session.
+    assert_eq!(
+        server
+            .get(&format!("/live/cam/hls.m3u8?session={token}"))
+            .status,
+        403,
+        "a segment token used as the playlist's session token"
+    );
     // The HLS viewer is listed, as a player of the stream, and can be kicked: its
     // token then opens nothing.
     let sessions = api(&server, "getAllSession", &format!("secret={SECRET}"));

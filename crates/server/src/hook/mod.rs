@@ -451,15 +451,29 @@ impl Hooks {
         let url = event.url(&self.config);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let outcome = tokio::time::timeout_at(deadline, async {
-            let _slot = self.gate_slots.acquire().await;
-            self.exchange(url, &body, Some(&key.vhost)).await
-        })
-        .await
-        .unwrap_or_else(|_| Outcome::Failed {
-            timeout: true,
-            cause: format!("no answer within {} s", self.timeout.as_secs()),
-        });
+        // Waiting for a slot is our own overload, not the receiver's failure: it
+        // refuses whatever hook.on_error says (else a flood of requests would be let
+        // in by "allow").
+        let Ok(Ok(_slot)) = tokio::time::timeout_at(deadline, self.gate_slots.acquire()).await
+        else {
+            crate::metrics::hook_request(event.name(), "timeout", started.elapsed());
+            tracing::warn!(hook = event.name(), stream = %key, "gate refused: every hook.max_concurrent slot busy until the timeout");
+            return Err(Refused {
+                msg: "unauthorized".into(),
+                reason: format!(
+                    "{} hook for {key}: no free slot within {} s (hook.max_concurrent)",
+                    event.name(),
+                    self.timeout.as_secs()
+                ),
+            });
+        };
+        let outcome =
+            tokio::time::timeout_at(deadline, self.exchange(url, &body, Some(&key.vhost)))
+                .await
+                .unwrap_or_else(|_| Outcome::Failed {
+                    timeout: true,
+                    cause: format!("no answer within {} s", self.timeout.as_secs()),
+                });
         crate::metrics::hook_request(event.name(), outcome.label(), started.elapsed());
         let name = event.name();
         match outcome {
@@ -498,7 +512,8 @@ impl Hooks {
         } else {
             tracing::warn!(hook = name, stream = %key, cause = %cause, "gate failed; refused (hook.on_error = deny)");
             Err(Refused {
-                msg: format!("{name} hook failed"),
+                // The cause is for the log; the client is only refused.
+                msg: "unauthorized".into(),
                 reason: format!("{name} hook for {key} failed: {cause} (hook.on_error = deny)"),
             })
         }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::auth::{unix_now, Auth};
+use crate::auth::{unix_now, Auth, TokenKind};
 use crate::hook::{Client, Hooks};
 use crate::hub::{Hub, ReaderGuard, SessionGuard, StreamKey};
 
@@ -43,9 +43,17 @@ fn segment_exp(now: u64) -> u64 {
     (now + SEGMENT_TOKEN_TTL).div_ceil(SEGMENT_TOKEN_STEP) * SEGMENT_TOKEN_STEP
 }
 
-/// Most live HLS sessions at once: each is a few hundred bytes, and a client could
-/// otherwise create them without end by asking for playlists.
-pub(crate) const MAX_SESSIONS: usize = 200_000;
+/// Most live HLS sessions at once: each is a few hundred bytes (its query at most
+/// [`MAX_QUERY`]), and a client could otherwise create them without end by asking
+/// for playlists.
+pub(crate) const MAX_SESSIONS: usize = 100_000;
+
+/// Most live HLS sessions from one IP address: a whole venue behind one NAT fits,
+/// one client cannot take every slot.
+pub(crate) const MAX_SESSIONS_PER_IP: usize = 5_000;
+
+/// Longest query kept as a session's `params`.
+pub(crate) const MAX_QUERY: usize = 2048;
 
 /// Why a token was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +62,10 @@ pub(crate) enum TokenRefused {
     Bad(#[from] ferrocast_proto::sign::SignError),
     #[error("session {0} ended (timed out or kicked)")]
     Ended(u64),
-    #[error("too many HLS sessions ({MAX_SESSIONS})")]
+    #[error("too many HLS sessions ({MAX_SESSIONS} in all, {MAX_SESSIONS_PER_IP} per address)")]
     Full,
+    #[error("the token names another stream's session")]
+    OtherStream,
 }
 
 struct Viewer {
@@ -74,10 +84,32 @@ pub(crate) struct HlsSessions {
     hooks: Arc<Hooks>,
     timeout: Duration,
     local: SocketAddr,
-    live: Mutex<HashMap<u64, Viewer>>,
-    /// Sessions that ended, until their variant token has expired (so it cannot
-    /// start them again).
+    /// Live sessions, and how many per client address; both under one lock.
+    live: Mutex<Live>,
+    /// Sessions that ended, until every token they were given has expired (so none
+    /// can start them again or fetch their segments). Taken after `live`, never
+    /// before.
     ended: Mutex<HashMap<u64, u64>>,
+}
+
+#[derive(Default)]
+struct Live {
+    sessions: HashMap<u64, Viewer>,
+    per_ip: HashMap<std::net::IpAddr, usize>,
+}
+
+impl Live {
+    fn remove(&mut self, id: u64) -> Option<Viewer> {
+        let v = self.sessions.remove(&id)?;
+        let ip = v.client.peer.ip();
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        Some(v)
+    }
 }
 
 impl HlsSessions {
@@ -94,7 +126,7 @@ impl HlsSessions {
             hooks,
             timeout,
             local,
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(Live::default()),
             ended: Mutex::new(HashMap::new()),
         })
     }
@@ -120,9 +152,13 @@ impl HlsSessions {
 
     fn reap(&self, all: bool) {
         let now = Instant::now();
+        let unix = unix_now();
+        // Until the last segment token handed out can have expired.
+        let keep_until = segment_exp(unix) + SEGMENT_TOKEN_STEP;
         let gone: Vec<(u64, Viewer, &'static str)> = {
             let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             let ids: Vec<(u64, &'static str)> = live
+                .sessions
                 .iter()
                 .filter_map(|(id, v)| {
                     if all {
@@ -136,18 +172,17 @@ impl HlsSessions {
                     }
                 })
                 .collect();
+            // Marked ended before the live lock is let go: a request in between
+            // cannot start the session again.
+            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+            ended.retain(|_, until| *until >= unix);
             ids.into_iter()
-                .filter_map(|(id, why)| live.remove(&id).map(|v| (id, v, why)))
+                .filter_map(|(id, why)| {
+                    ended.insert(id, keep_until);
+                    live.remove(id).map(|v| (id, v, why))
+                })
                 .collect()
         };
-        let unix = unix_now();
-        {
-            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-            ended.retain(|_, exp| *exp >= unix);
-            for (id, _, _) in &gone {
-                ended.insert(*id, unix + self.timeout.as_secs() + 1);
-            }
-        }
         for (id, v, why) in gone {
             crate::metrics::session_closed("hls", why);
             self.hooks
@@ -168,9 +203,11 @@ impl HlsSessions {
     /// A fresh session id and the token of its variant URI (valid for starting the
     /// session for one session timeout).
     pub(crate) fn mint(&self, key: &StreamKey) -> String {
-        let id = self.hub.next_session_id();
+        // Random, not a counter: ids must not repeat across restarts (tokens keyed
+        // from auth.secret outlive one).
+        let id = getrandom::u64().unwrap_or_else(|_| self.hub.next_session_id());
         let exp = unix_now() + self.timeout.as_secs().max(1);
-        self.auth.hls_token(key, id, exp)
+        self.auth.hls_token(TokenKind::Variant, key, id, exp)
     }
 
     /// Accepts a playlist request carrying a variant token: the session is started
@@ -185,14 +222,19 @@ impl HlsSessions {
     ) -> Result<String, TokenRefused> {
         let now = unix_now();
         // Expiry is checked below: a live session outlives its variant token.
-        let (id, exp) = self.auth.check_hls_token(key, token, 0)?;
+        let (id, exp) = self
+            .auth
+            .check_hls_token(TokenKind::Variant, key, token, 0)?;
         {
             let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = live.get_mut(&id) {
+            if let Some(v) = live.sessions.get_mut(&id) {
+                if v.client.key != *key {
+                    return Err(TokenRefused::OtherStream);
+                }
                 v.last_seen = Instant::now();
                 self.rebind(key, v);
                 drop(live);
-                return Ok(self.auth.hls_token(key, id, segment_exp(now)));
+                return Ok(self.segment_token(key, id, now));
             }
             if exp < now {
                 return Err(TokenRefused::Bad(
@@ -207,18 +249,23 @@ impl HlsSessions {
             {
                 return Err(TokenRefused::Ended(id));
             }
-            if live.len() >= MAX_SESSIONS {
+            let ip = peer.ip();
+            if live.sessions.len() >= MAX_SESSIONS
+                || live.per_ip.get(&ip).copied().unwrap_or(0) >= MAX_SESSIONS_PER_IP
+            {
                 return Err(TokenRefused::Full);
             }
             let session = self.hub.register_session(peer, self.local, "hls");
             session.set_stream(crate::hub::Role::Player, Some(key.clone()));
+            let mut params = strip_session(params);
+            params.truncate(params.floor_char_boundary(MAX_QUERY));
             let mut v = Viewer {
                 client: Client {
                     protocol: "hls",
                     key: key.clone(),
-                    params: strip_session(params),
+                    params,
                     peer,
-                    session_id: id,
+                    session_id: session.id(),
                 },
                 _session: session,
                 reader: None,
@@ -227,10 +274,16 @@ impl HlsSessions {
                 bytes: 0,
             };
             self.rebind(key, &mut v);
-            live.insert(id, v);
+            live.sessions.insert(id, v);
+            *live.per_ip.entry(ip).or_default() += 1;
         }
         tracing::info!(stream = %key, %peer, session = id, "HLS viewer started");
-        Ok(self.auth.hls_token(key, id, segment_exp(now)))
+        Ok(self.segment_token(key, id, now))
+    }
+
+    fn segment_token(&self, key: &StreamKey, id: u64, now: u64) -> String {
+        self.auth
+            .hls_token(TokenKind::Segment, key, id, segment_exp(now))
     }
 
     /// Counts the viewer in the stream now live under `key` (a new publish after
@@ -247,37 +300,50 @@ impl HlsSessions {
         }
     }
 
-    /// Checks a segment request's token (when `required`) and adds the bytes served
-    /// to its session. Stateless for the check: an HMAC and an expiry.
+    /// Checks a segment request's token (a refusal only when `required`): genuine,
+    /// not expired, of this stream, of a session that has not ended. Returns the
+    /// live session it belongs to, if any, for [`HlsSessions::add_bytes`].
     pub(crate) fn segment(
         &self,
         key: &StreamKey,
         token: Option<&str>,
-        bytes: u64,
         required: bool,
-    ) -> Result<(), TokenRefused> {
+    ) -> Result<Option<u64>, TokenRefused> {
         let checked = match token {
             Some(t) => self
                 .auth
-                .check_hls_token(key, t, unix_now())
+                .check_hls_token(TokenKind::Segment, key, t, unix_now())
                 .map_err(TokenRefused::from),
             None => Err(TokenRefused::Bad(ferrocast_proto::sign::SignError::Missing)),
         };
-        match checked {
-            Ok((id, _)) => {
-                if let Some(v) = self
-                    .live
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_mut(&id)
-                {
-                    v.bytes += bytes;
-                    v.last_seen = Instant::now();
+        let checked = checked.and_then(|(id, _)| {
+            let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            match live.sessions.get(&id) {
+                Some(v) if v.client.key == *key => Ok(Some(id)),
+                Some(_) => Err(TokenRefused::OtherStream),
+                None => {
+                    let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+                    if ended.contains_key(&id) {
+                        Err(TokenRefused::Ended(id))
+                    } else {
+                        Ok(None)
+                    }
                 }
-                Ok(())
             }
+        });
+        match checked {
+            Ok(id) => Ok(id),
             Err(e) if required => Err(e),
-            Err(_) => Ok(()),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Counts `bytes` served to session `id` and keeps it alive.
+    pub(crate) fn add_bytes(&self, id: u64, bytes: u64) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = live.sessions.get_mut(&id) {
+            v.bytes += bytes;
+            v.last_seen = Instant::now();
         }
     }
 }

@@ -231,6 +231,9 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
         Err(PathError::NotFound) => return plain(StatusCode::NOT_FOUND, "not found\n"),
     };
     let query = req.uri().query().unwrap_or("").to_owned();
+    if query.len() > hls_session::MAX_QUERY {
+        return plain(StatusCode::URI_TOO_LONG, "query too long\n");
+    }
     let vhost = query_param(&query, "vhost").map(str::to_owned);
     let key = |app: &str, stream: &str| StreamKey::new(vhost.as_deref(), app, stream);
     let peer = req
@@ -310,24 +313,32 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
         }
         Target::Segment(app, stream, file) => {
             let key = key(&app, &stream);
+            // The token first: without one, a segment's existence is not told.
+            let required = !st.auth.play_is_open_for(&key.app);
+            let session = match st.hls_sessions.segment(
+                &key,
+                query_param(&query, "session"),
+                required,
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(%peer, stream = %key, segment = %file, error = %e, "HLS segment refused");
+                    return plain(StatusCode::FORBIDDEN, "forbidden\n");
+                }
+            };
             let Some(bytes) = st.hls.segment(&key, &file) else {
                 return plain(
                     StatusCode::NOT_FOUND,
                     "no such segment (expired or not yet written)\n",
                 );
             };
-            let required = !st.auth.play_is_open_for(&key.app);
-            let served = if method == Method::HEAD {
-                0
-            } else {
-                bytes.len() as u64
-            };
-            if let Err(e) =
-                st.hls_sessions
-                    .segment(&key, query_param(&query, "session"), served, required)
-            {
-                tracing::warn!(%peer, stream = %key, segment = %file, error = %e, "HLS segment refused");
-                return plain(StatusCode::FORBIDDEN, "forbidden\n");
+            if let Some(id) = session {
+                let served = if method == Method::HEAD {
+                    0
+                } else {
+                    bytes.len() as u64
+                };
+                st.hls_sessions.add_bytes(id, served);
             }
             serve_bytes(
                 &method,
@@ -414,24 +425,43 @@ pub(crate) async fn record_gate(
 ) -> Response {
     let path = req.uri().path().to_owned();
     let mut segs = path.trim_start_matches('/').split('/');
-    let (Some(app), Some(stream)) = (segs.next(), segs.next()) else {
-        return next.run(req).await;
-    };
-    let (Ok(app), Ok(stream)) = (percent_decode(app), percent_decode(stream)) else {
-        return plain(StatusCode::BAD_REQUEST, "bad request: bad path\n");
+    let app = match segs.next().map(percent_decode) {
+        Some(Ok(app)) => app,
+        _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
     };
     if st.auth.play_is_open_for(&app) {
         return next.run(req).await;
     }
+    // `{app}/{stream}/{YYYY-MM-DD}/...`: the stream name (which may hold '/') is
+    // everything up to the date directory. Anything else (a customized_path
+    // recording, a bare directory) cannot be told apart from another stream's, so
+    // it is not served while playing the app is not open.
+    let rest: Vec<&str> = segs.collect();
+    let Some(date) = rest.iter().position(|s| is_date(s)) else {
+        return plain(StatusCode::FORBIDDEN, "forbidden\n");
+    };
+    let stream = match rest[..date]
+        .iter()
+        .map(|s| percent_decode(s))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(parts) if !parts.is_empty() => parts.join("/"),
+        _ => return plain(StatusCode::FORBIDDEN, "forbidden\n"),
+    };
     let query = req.uri().query().unwrap_or("").to_owned();
+    if query.len() > hls_session::MAX_QUERY {
+        return plain(StatusCode::URI_TOO_LONG, "query too long\n");
+    }
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0)
         .unwrap_or(st.local);
+    // Recordings are stored per app/stream, not per vhost: the default vhost's key
+    // is the one asked about, whatever the query says.
     let c = Client {
         protocol: "http",
-        key: StreamKey::new(query_param(&query, "vhost"), &app, &stream),
+        key: StreamKey::new(None, &app, &stream),
         params: query.clone(),
         peer,
         session_id: st.hub.next_session_id(),
@@ -440,6 +470,17 @@ pub(crate) async fn record_gate(
         Ok(()) => next.run(req).await,
         Err(r) => r,
     }
+}
+
+/// `YYYY-MM-DD`, the day directory of a recording.
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 /// The value of `name` in a query string.
@@ -666,6 +707,21 @@ mod tests {
         }
         let long = format!("/live/{}.live.flv", "a".repeat(MAX_PATH_LEN));
         assert!(matches!(parse_path(&long), Err(PathError::BadRequest(_))));
+    }
+
+    #[test]
+    fn record_day_directories() {
+        assert!(is_date("2026-12-03"));
+        for bad in [
+            "2026-12-3",
+            "20261203",
+            "2026-12-0x",
+            "12-03-2026x",
+            "",
+            "...",
+        ] {
+            assert!(!is_date(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -105,6 +105,11 @@ impl StreamKey {
         if self.app.contains('/') {
             return Err("'/' in the app name");
         }
+        // Signed URLs join vhost/app/stream with '/': a '/' in the vhost would let
+        // one signature name two keys.
+        if self.vhost.contains('/') {
+            return Err("'/' in the vhost name");
+        }
         Ok(())
     }
 
