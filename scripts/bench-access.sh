@@ -20,17 +20,25 @@
 #            connect -> NetStream.Publish.Start).
 #   hls      one live segment loaded by `wrk $WRK_ARGS`: signed (auth.play = "signed";
 #            the URI comes from `ferrocast sign` -> master playlist -> media playlist,
-#            with its ?session= token) vs open (the same path, no token, default config).
+#            with its ?session= token) vs open (the same path, no token, default config);
+#            also the server's CPU time per request over the wrk run. HLS_ORDER sets
+#            the order within each pair ("signed open" or "open signed").
+#   hlsalt   the same two URLs served at once by two servers (signed on 19561, open on
+#            19571), loaded in alternation, ALT_ROUNDS x (signed, open) of `wrk
+#            $ALT_WRK_ARGS`: machine load that drifts over minutes hits both alike.
+# Each invocation appends a "machine" line, its runs, and summaries of its own runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 
-STEPS="${STEPS:-play publish hls}"
+STEPS="${STEPS:-play publish hls hlsalt}"
 REPEAT="${REPEAT:-3}"
 HOOK_DELAY_MS="${HOOK_DELAY_MS:-5}"
 PLAY_N="${PLAY_N:-1000}" PLAY_RAMP="${PLAY_RAMP:-200}" PLAY_DURATION="${PLAY_DURATION:-20}"
 PUB_N="${PUB_N:-200}" PUB_RAMP="${PUB_RAMP:-50}" PUB_DURATION="${PUB_DURATION:-8}"
 WRK_ARGS="${WRK_ARGS:--t2 -c50 -d15s}"
+HLS_ORDER="${HLS_ORDER:-signed open}"
+ALT_ROUNDS="${ALT_ROUNDS:-8}" ALT_WRK_ARGS="${ALT_WRK_ARGS:--t2 -c50 -d5s}"
 OUT="${OUT:-target/bench-access}"
 RESULTS="${RESULTS:-benchmarks/$(date -u +%F)-access.jsonl}"
 mkdir -p "$OUT" "$(dirname "$RESULTS")"
@@ -79,12 +87,13 @@ hook_calls() { # path -> POSTs the receiver has answered on it so far
 }
 
 FC_PID=
-start_ferrocast() { # config file
-  RUST_LOG=warn "$FERROCAST" --config "$1" --rtmp "127.0.0.1:$RTMP_PORT" --http "127.0.0.1:$HTTP_PORT" \
-    --data-dir "$OUT/data" >>"$OUT/ferrocast.log" 2>&1 &
+start_ferrocast() { # config file [rtmp port, http port]
+  local rtmp=${2:-$RTMP_PORT} http=${3:-$HTTP_PORT}
+  RUST_LOG=warn "$FERROCAST" --config "$1" --rtmp "127.0.0.1:$rtmp" --http "127.0.0.1:$http" \
+    --data-dir "$OUT/data-$http" >>"$OUT/ferrocast.log" 2>&1 &
   FC_PID=$!
   PIDS+=("$FC_PID")
-  wait_http "http://127.0.0.1:$HTTP_PORT/healthz"
+  wait_http "http://127.0.0.1:$http/healthz"
 }
 
 # Configs: hooks off (embedded defaults), a gate hook on, signed play.
@@ -186,7 +195,7 @@ fresh_segment() { # playlist url
 }
 if [[ " $STEPS " == *" hls "* ]]; then
   for r in $(seq "$REPEAT"); do
-    for mode in signed open; do
+    for mode in $HLS_ORDER; do
       cfg="$OUT/off.toml"; [ "$mode" = signed ] && cfg="$OUT/signed.toml"
       start_ferrocast "$cfg"
       "$BENCH" publish "rtmp://127.0.0.1:$RTMP_PORT/live/x" -f "$SRC_HLS" --loop >/dev/null &
@@ -199,12 +208,50 @@ if [[ " $STEPS " == *" hls "* ]]; then
       size=$(curl -sf -o /dev/null -w '%{size_download}' "$seg")
       # The check that the signed server enforces the token (403 without it).
       bare=$(curl -s -o /dev/null -w '%{http_code}' "${seg%%\?*}")
+      c0=$(cpu_ns "$FC_PID")
       # shellcheck disable=SC2086
-      wrk $WRK_ARGS "$seg" | wrk_json |
+      wrk $WRK_ARGS "$seg" >"$OUT/wrk.txt"
+      c1=$(cpu_ns "$FC_PID")
+      wrk_json <"$OUT/wrk.txt" |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); c=(int(sys.argv[2])-int(sys.argv[1]))/1e9; d["server_cpu_s"]=round(c,2); d["server_cpu_us_per_request"]=round(c*1e6/d["requests"],2) if d["requests"] else None; print(json.dumps(d))' "$c0" "$c1" |
         emit "{\"step\": \"hls\", \"run\": $r, \"mode\": \"$mode\", \"segment_url\": \"${seg//\"/}\", \"segment_bytes\": $size, \"status_without_token\": $bare, \"wrk_args\": \"$WRK_ARGS\"}"
       stop_pid "$pub"; stop_pid "$FC_PID"
     done
   done
+fi
+
+# ---------------------------------------------------------------- 4. HLS, alternating
+wrk_row() { # pid mode round url extra-args...: one wrk run, its JSON line with server CPU
+  local pid=$1 mode=$2 round=$3 url=$4 c0 c1
+  shift 4
+  c0=$(cpu_ns "$pid")
+  wrk "$@" "$url" >"$OUT/wrk.txt"
+  c1=$(cpu_ns "$pid")
+  wrk_json <"$OUT/wrk.txt" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); c=(int(sys.argv[2])-int(sys.argv[1]))/1e9; d["server_cpu_s"]=round(c,2); d["server_cpu_us_per_request"]=round(c*1e6/d["requests"],2) if d["requests"] else None; print(json.dumps(d))' "$c0" "$c1" |
+    emit "{\"step\": \"hlsalt\", \"round\": $round, \"mode\": \"$mode\", \"segment_url\": \"$url\", \"segment_bytes\": $(curl -sf -o /dev/null -w '%{size_download}' "$url" || echo null), \"wrk_args\": \"$*\"}"
+}
+if [[ " $STEPS " == *" hlsalt "* ]]; then
+  start_ferrocast "$OUT/signed.toml"; SIGNED_PID=$FC_PID
+  start_ferrocast "$OUT/off.toml" 19570 19571; OPEN_PID=$FC_PID
+  "$BENCH" publish "rtmp://127.0.0.1:$RTMP_PORT/live/x" -f "$SRC_HLS" --loop >/dev/null &
+  pub1=$!; PIDS+=("$pub1")
+  "$BENCH" publish "rtmp://127.0.0.1:19570/live/x" -f "$SRC_HLS" --loop >/dev/null &
+  pub2=$!; PIDS+=("$pub2")
+  pl=$("$FERROCAST" sign --config "$OUT/signed.toml" play "http://127.0.0.1:$HTTP_PORT/live/x/hls.m3u8")
+  for i in $(seq 100); do [ -n "$(curl -sf "$pl" | last_uri)" ] && break; sleep 0.2; done
+  for k in $(seq "$ALT_ROUNDS"); do
+    # A fresh segment each round (one lives ~16 s); the open server's segment of the
+    # same number: the same bytes of the same file, cut by the same muxer settings.
+    seg_s=$(fresh_segment "$pl")
+    seg_o="http://127.0.0.1:19571/live/x/$(basename "${seg_s%%\?*}")"
+    for i in $(seq 60); do curl -sf -o /dev/null "$seg_o" && break; sleep 0.05; done
+    # shellcheck disable=SC2086
+    wrk_row "$SIGNED_PID" signed "$k" "$seg_s" $ALT_WRK_ARGS
+    # shellcheck disable=SC2086
+    wrk_row "$OPEN_PID" open "$k" "$seg_o" $ALT_WRK_ARGS
+  done
+  stop_pid "$pub1"; stop_pid "$pub2"; stop_pid "$SIGNED_PID"; stop_pid "$OPEN_PID"
 fi
 
 # ---------------------------------------------------------------- summary
@@ -256,6 +303,18 @@ if s and o:
     print(json.dumps({"summary": "hls_segment_wrk", "runs": len(s), "wrk_args": s[0]["wrk_args"],
                       "signed_req_s_runs": [r["requests_per_s"] for r in s], "open_req_s_runs": [r["requests_per_s"] for r in o],
                       "signed_req_s_median": sm, "open_req_s_median": om, "signed_over_open": ratio(sm, om),
-                      "target": ">= 0.95", "non_2xx": sum(r["non_2xx"] for r in s + o),
+                      "target": ">= 0.95",
+                      "signed_cpu_us_per_request_median": med([r.get("server_cpu_us_per_request") for r in s]),
+                      "open_cpu_us_per_request_median": med([r.get("server_cpu_us_per_request") for r in o]), "non_2xx": sum(r["non_2xx"] for r in s + o),
                       "signed_status_without_token": [r["status_without_token"] for r in s]}))
+s, o = of("hlsalt", mode="signed"), of("hlsalt", mode="open")
+if s and o:
+    sm, om = med([r["requests_per_s"] for r in s]), med([r["requests_per_s"] for r in o])
+    pairs = [a["requests_per_s"] / b["requests_per_s"] for a, b in zip(s, o)]
+    print(json.dumps({"summary": "hls_segment_wrk_alternating", "rounds": len(s), "wrk_args": s[0]["wrk_args"],
+                      "signed_req_s_median": sm, "open_req_s_median": om, "signed_over_open": ratio(sm, om),
+                      "pair_ratios": [round(p, 3) for p in pairs], "pair_ratio_median": round(statistics.median(pairs), 3),
+                      "signed_cpu_us_per_request_median": med([r["server_cpu_us_per_request"] for r in s]),
+                      "open_cpu_us_per_request_median": med([r["server_cpu_us_per_request"] for r in o]),
+                      "target": ">= 0.95", "non_2xx": sum(r["non_2xx"] for r in s + o)}))
 PY

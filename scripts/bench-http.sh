@@ -84,8 +84,6 @@ emit() { # extra-json
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# Run time of all the process's threads in ns (schedstat: exact, not tick-sampled).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%d\n", s }'; }
 TICKS=$(getconf CLK_TCK)
 
 FC_PID=
