@@ -23,6 +23,7 @@
 #            [hls] enabled = true vs false; REPEAT_CPU interleaved pairs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 STEPS="${STEPS:-start latency wrk cpu}"
 REPEAT_START="${REPEAT_START:-7}"
@@ -57,8 +58,8 @@ if [ "$NGINX_RTMP" = 1 ] && [ ! -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]; 
 fi
 
 cargo build --release --locked -p ferrocast -p ferrocast-bench >&2
-FERROCAST=target/release/ferrocast
-BENCH=target/release/ferrocast-bench
+FERROCAST="${CARGO_TARGET_DIR:-target}/release/ferrocast"
+BENCH="${CARGO_TARGET_DIR:-target}/release/ferrocast-bench"
 
 # Every background process we start, for the exit trap.
 PIDS=()
@@ -73,11 +74,7 @@ trap 'exit 130' INT TERM
 # 60 s of 1280x720 30 fps H.264 (~700 kbit/s, GOP 2 s exactly, no scene cuts) and
 # AAC 96 kbit/s: segments of ~200 KB at the default 2 s.
 SRC="$OUT/src-800k.flv"
-if [ ! -f "$SRC" ]; then
-  ffmpeg -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 \
-    -t 60 -c:v libx264 -preset veryfast -b:v 700k -maxrate 750k -bufsize 750k -g 60 -keyint_min 60 -sc_threshold 0 \
-    -pix_fmt yuv420p -c:a aac -b:a 96k -f flv "$SRC"
-fi
+make_src_800k "$SRC"
 
 # Prints a JSON object (stdin, possibly pretty) as one line with extra fields merged
 # in front, and appends it to the results.
@@ -87,19 +84,7 @@ emit() { # extra-json
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# Run time of all the process's threads in ns (schedstat: exact, not tick-sampled).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%d\n", s }'; }
 TICKS=$(getconf CLK_TCK)
-
-wait_http() { # url: until it answers at all (any status), 10 s at most
-  local i
-  for i in $(seq 100); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "no answer from $1" >&2
-  return 1
-}
 
 FC_PID=
 start_ferrocast() { # [config file]
@@ -246,24 +231,6 @@ if [[ " $STEPS " == *" latency "* ]]; then
 fi
 
 # ---------------------------------------------------------------- 3. segment req/s
-wrk_json() { # wrk output on stdin -> JSON fields
-  python3 -c '
-import json, re, sys
-t = sys.stdin.read()
-def num(pat):
-    m = re.search(pat, t)
-    return m.group(1) if m else None
-unit = {"B": 1e-6, "KB": 1e-3, "MB": 1.0, "GB": 1e3}
-tr = re.search(r"Transfer/sec:\s*([\d.]+)(\w+)", t)
-print(json.dumps({
-  "requests_per_s": float(num(r"Requests/sec:\s*([\d.]+)")),
-  "transfer_mb_per_s": round(float(tr.group(1)) * unit[tr.group(2)], 1) if tr else None,
-  "requests": int(num(r"(\d+) requests in")),
-  "non_2xx": int(num(r"Non-2xx or 3xx responses:\s*(\d+)") or 0),
-  "socket_errors": num(r"Socket errors: (.*)"),
-  "latency_avg": num(r"Latency\s+(\S+)"),
-}))'
-}
 newest_segment() { # playlist url -> newest segment name ("" if none yet)
   { curl -sf "$1" || true; } | awk '!/^#/ && NF { last = $0 } END { print last }'
 }

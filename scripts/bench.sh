@@ -12,6 +12,7 @@
 # server's CPU time (utime+stime of all its processes, /proc) and RSS before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 PLAYERS=("${@:-10 100 1000}")
 [ $# -eq 0 ] && PLAYERS=(10 100 1000)
@@ -25,15 +26,11 @@ command -v ffmpeg >/dev/null || { echo "ffmpeg missing (run scripts/test.sh once
 [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || { echo "libnginx-mod-rtmp missing" >&2; exit 1; }
 
 cargo build --release --locked -p ferrocast -p ferrocast-bench >&2
-FERROCAST=target/release/ferrocast
-BENCH=target/release/ferrocast-bench
+FERROCAST="${CARGO_TARGET_DIR:-target}/release/ferrocast"
+BENCH="${CARGO_TARGET_DIR:-target}/release/ferrocast-bench"
 
 SRC="$OUT/src-2mbit.flv"
-if [ ! -f "$SRC" ]; then
-  ffmpeg -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 \
-    -t 60 -c:v libx264 -preset veryfast -b:v 1900k -maxrate 2000k -bufsize 2000k -g 60 -keyint_min 60 -sc_threshold 0 \
-    -pix_fmt yuv420p -c:a aac -b:a 96k -f flv "$SRC"
-fi
+make_src_2mbit "$SRC"
 
 cpu_ticks() { # sum utime+stime over pids
   local t=0

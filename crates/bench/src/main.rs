@@ -54,7 +54,10 @@
 //! `loops` `{min, median, max}` (complete passes through the file per publisher),
 //! `max_send_lag_ms` (how late the latest tag left relative to its real-time due
 //! time: large values mean the bench or the server could not keep up),
-//! `disconnected_early`, `disconnect_reasons`, and with `--stamp-wallclock`
+//! `publish_start_ms` `{p50, p95, max}` (nearest rank, over the publishers that
+//! started): from TCP connect start to NetStream.Publish.Start, i.e. handshake,
+//! connect, createStream and the server's publish decision (an `on_publish` hook
+//! included), `disconnected_early`, `disconnect_reasons`, and with `--stamp-wallclock`
 //! `t0_unix_ms` (publisher 0's stamped T0).
 //!
 //! ## `latency` output

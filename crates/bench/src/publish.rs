@@ -31,7 +31,7 @@ use crate::conn::{epoch_ms, Conn, Failure, Input};
 use crate::latency::{unix_ms, T0_FIELD};
 use crate::play::start_deadline_failure;
 use crate::ramp::{spawn_ramped, stopped, Stop, START_TIMEOUT};
-use crate::stats::{round, Spread, Tally};
+use crate::stats::{round, Percentiles, Spread, Tally};
 
 /// Frame duration assumed for a track with fewer than two tags to measure one from
 /// (25 fps video; about one AAC frame at 44.1 kHz is 23 ms, so this errs long).
@@ -256,6 +256,8 @@ struct PublisherResult {
     max_lag: Duration,
     /// The wall clock stamped into onMetaData (`--stamp-wallclock`).
     t0_unix_ms: Option<f64>,
+    /// From TCP connect start to NetStream.Publish.Start (publishers that started).
+    publish_start: Option<Duration>,
 }
 
 impl PublisherResult {
@@ -295,6 +297,7 @@ async fn publisher(
         loops: 0,
         max_lag: Duration::ZERO,
         t0_unix_ms: None,
+        publish_start: None,
     };
     let mut target = plan.target.clone();
     target.stream = stream_name(&target.stream, index, plan.publishers);
@@ -382,7 +385,10 @@ async fn publisher(
         }
         match outcome {
             None => {}
-            Some(Ok(())) => break,
+            Some(Ok(())) => {
+                result.publish_start = Some(connect_start.elapsed());
+                break;
+            }
             Some(Err(failure)) => {
                 result.bytes_out = conn.bytes_out;
                 return result.failed(failure);
@@ -553,6 +559,8 @@ pub struct PublishReport {
     pub tags_sent: u64,
     pub loops: Spread,
     pub max_send_lag_ms: f64,
+    /// TCP connect start -> NetStream.Publish.Start, over the publishers that started.
+    pub publish_start_ms: Percentiles,
     pub disconnected_early: u64,
     pub disconnect_reasons: BTreeMap<String, u64>,
     /// Publisher 0's `ferrocastT0`, with `--stamp-wallclock`.
@@ -583,6 +591,7 @@ pub async fn run(plan: PublishPlan, media: FlvMedia, mut stop: Stop) -> PublishR
     let mut failures = Tally::default();
     let mut lost = Tally::default();
     let mut loops = Vec::with_capacity(handles.len());
+    let mut publish_start = Vec::with_capacity(handles.len());
     let (mut bytes_sent, mut payload, mut tags_sent) = (0, 0, 0);
     let mut max_lag = Duration::ZERO;
     let mut last_stop = t0;
@@ -610,6 +619,9 @@ pub async fn run(plan: PublishPlan, media: FlvMedia, mut stop: Stop) -> PublishR
             lost.add(&f.reason, &f.detail);
         }
         loops.push(r.loops as f64);
+        if let Some(t) = r.publish_start {
+            publish_start.push(t.as_secs_f64() * 1000.0);
+        }
         max_lag = max_lag.max(r.max_lag);
     }
     if let Some(ns) = &not_started {
@@ -631,6 +643,7 @@ pub async fn run(plan: PublishPlan, media: FlvMedia, mut stop: Stop) -> PublishR
         tags_sent,
         loops: Spread::of(&mut loops, 0),
         max_send_lag_ms: round(max_lag.as_secs_f64() * 1000.0, 1),
+        publish_start_ms: Percentiles::of(&mut publish_start, 1),
         disconnected_early: lost.total(),
         disconnect_reasons: lost.counts,
         t0_unix_ms: first_t0,
@@ -698,6 +711,80 @@ mod tests {
         let bare = stamped_metadata(None, 7.0);
         assert_eq!(bare[0].as_str(), Some("onMetaData"));
         assert_eq!(bare[1].get(T0_FIELD), Some(&Amf0Value::Number(7.0)));
+    }
+
+    /// A one-connection RTMP server (the proto crate's session) that answers publish
+    /// `delay` late, like a server waiting for an `on_publish` hook. Returns its address.
+    async fn slow_publish_server(delay: Duration) -> SocketAddr {
+        use ferrocast_proto::rtmp::session::{ServerEvent, ServerSession, SessionConfig};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut session = ServerSession::new(SessionConfig::default(), 0, 0);
+            let mut buf = vec![0; 64 * 1024];
+            loop {
+                let n = match sock.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if session.handle_input(&buf[..n]).is_err() {
+                    return;
+                }
+                while let Some(event) = session.poll_event() {
+                    if let ServerEvent::Publish { stream_id, .. } = event {
+                        tokio::time::sleep(delay).await;
+                        session.accept_publish(stream_id);
+                    }
+                }
+                while let Some(out) = session.poll_output() {
+                    if sock.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn reports_connect_to_publish_start() {
+        let delay = Duration::from_millis(150);
+        let addr = slow_publish_server(delay).await;
+        let url = format!("rtmp://{addr}/live/cam");
+        let (_, _, target) = ferrocast_proto::rtmp::session::parse_rtmp_url(
+            &url,
+            ferrocast_proto::rtmp::session::ClientMode::Publish,
+        )
+        .unwrap();
+        let mut file = bytes::BytesMut::from(&flv::file_header(true, false)[..]);
+        flv::write_tag(&mut file, flv::TAG_VIDEO, 0, &[0x17, 0, 0, 0, 0, 1]);
+        flv::write_tag(&mut file, flv::TAG_VIDEO, 0, &[0x17, 1, 0, 0, 0, 9]);
+        flv::write_tag(&mut file, flv::TAG_VIDEO, 40, &[0x27, 1, 0, 0, 0, 9]);
+        let media = load_flv(file.freeze()).unwrap();
+        let plan = PublishPlan {
+            url,
+            file: "test.flv".into(),
+            addr,
+            target,
+            publishers: 1,
+            duration: Some(Duration::from_secs(5)),
+            looping: false,
+            ramp: 100.0,
+            digest: false,
+            stamp_wallclock: false,
+            t0_file: None,
+        };
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let report = run(plan, media, stop).await;
+        assert_eq!(report.connected, 1, "{report:?}");
+        let p50 = report.publish_start_ms.p50.expect("a start time");
+        // The server's delay is inside the measured time, and nothing else of note is.
+        assert!((150.0..1500.0).contains(&p50), "{p50}");
+        assert_eq!(report.publish_start_ms.p95, Some(p50));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["publish_start_ms"]["p50"], p50);
     }
 
     fn tag(video: bool, timestamp: u32) -> MediaTag {
