@@ -28,6 +28,8 @@ use crate::hub::{
 };
 use crate::metrics::{self, PlayerGauge, Protocol};
 
+use super::serve::ConnWatch;
+
 /// Most packets taken from the ring per write.
 const MAX_BATCH: usize = 1024;
 
@@ -75,7 +77,16 @@ struct Feed {
     flow: Flow,
     /// Bytes handed to the body.
     bytes: u64,
+    /// The HTTP connection of an HTTP-FLV/TS body, which closes it when a write
+    /// makes no progress for `slow_timeout`.
+    conn: Option<ConnWatch>,
+    slow_timeout: Duration,
 }
+
+/// How a viewer's connection is watched for a peer that stopped reading: its
+/// connection (an HTTP body; `None` for a WebSocket, which times its own sends) and
+/// `hub.slow_player_timeout_ms`.
+pub(super) type Stall = (Option<ConnWatch>, Duration);
 
 /// The hooks a viewer's end is reported to, and the viewer as the hooks know it.
 pub(super) type Flow = Option<(Arc<Hooks>, Client)>;
@@ -94,7 +105,11 @@ impl Feed {
         flush_interval: Duration,
         shutdown: watch::Receiver<bool>,
         flow: Flow,
+        (conn, slow_timeout): Stall,
     ) -> Self {
+        if let Some(c) = &conn {
+            c.watch_stalls(slow_timeout);
+        }
         if let Some(s) = &session {
             s.set_stream(Role::Player, Some(sub.stream().key.clone()));
         }
@@ -123,7 +138,17 @@ impl Feed {
             reason: None,
             flow,
             bytes: 0,
+            conn,
+            slow_timeout,
         }
+    }
+
+    /// Why a viewer whose peer stopped reading is closed (RTMP players' words).
+    fn stalled_reason(&self) -> String {
+        format!(
+            "peer stopped reading: no write progress for {} ms",
+            self.slow_timeout.as_millis()
+        )
     }
 
     /// Ends the feed for `reason` (the first reason given is the one logged).
@@ -207,6 +232,13 @@ impl Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
+        if let Some(c) = &self.conn {
+            if c.stalled() && self.reason.is_none() {
+                self.reason = Some(self.stalled_reason());
+            }
+            // A keep-alive connection's next response is not a live one.
+            c.watch_stalls(Duration::ZERO);
+        }
         let reason = self.reason.take().unwrap_or_else(|| {
             if self.first {
                 // A HEAD request, or a client gone before the first write.
@@ -245,6 +277,7 @@ pub(super) fn flv_session_body(
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
     flow: Flow,
+    stall: Stall,
 ) -> Body {
     body(Feed::new(
         Some(session),
@@ -254,6 +287,7 @@ pub(super) fn flv_session_body(
         flush_interval,
         shutdown,
         flow,
+        stall,
     ))
 }
 
@@ -265,6 +299,7 @@ pub(super) fn ts_session_body(
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
     flow: Flow,
+    stall: Stall,
 ) -> Body {
     body(Feed::new(
         Some(session),
@@ -274,6 +309,7 @@ pub(super) fn ts_session_body(
         flush_interval,
         shutdown,
         flow,
+        stall,
     ))
 }
 
@@ -295,6 +331,7 @@ pub(super) async fn ws_flv_session(
     flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
     flow: Flow,
+    slow_timeout: Duration,
 ) {
     let feed = Feed::new(
         Some(session),
@@ -304,6 +341,7 @@ pub(super) async fn ws_flv_session(
         flush_interval,
         shutdown,
         flow,
+        (None, slow_timeout),
     );
     ws_flv_feed(socket, feed).await;
 }
@@ -313,9 +351,19 @@ async fn ws_flv_feed(mut socket: WebSocket, mut feed: Feed) {
         tokio::select! {
             piece = feed.next() => match piece {
                 Some(b) => {
-                    if let Err(e) = socket.send(Message::Binary(b)).await {
-                        feed.end(format!("write error: {e}"));
-                        break;
+                    // A send finishes when the message is written to the socket: one
+                    // that takes longer than the slow-player timeout made no progress.
+                    match tokio::time::timeout(feed.slow_timeout, socket.send(Message::Binary(b))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            feed.end(format!("write error: {e}"));
+                            break;
+                        }
+                        Err(_) => {
+                            feed.end(feed.stalled_reason());
+                            // The close frame would wait on the same full socket.
+                            return;
+                        }
                     }
                 }
                 None => break,
@@ -333,7 +381,7 @@ async fn ws_flv_feed(mut socket: WebSocket, mut feed: Feed) {
             },
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(feed.slow_timeout, socket.send(Message::Close(None))).await;
     // Dropping the feed logs the close line and deregisters the session.
 }
 
@@ -393,6 +441,7 @@ mod tests {
             Duration::ZERO,
             shutdown,
             None,
+            (None, Duration::from_secs(5)),
         );
         let listed = hub.sessions();
         assert_eq!(listed.len(), 1);
