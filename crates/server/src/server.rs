@@ -201,9 +201,10 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         listener: http_listener,
         admission,
     };
-    let http_task = tokio::spawn(async move {
-        http::serve::serve(plain, app, &http_limits, stop_rx, "HTTP").await
-    });
+    let http_task =
+        tokio::spawn(
+            async move { http::serve::serve(plain, app, &http_limits, stop_rx, "HTTP").await },
+        );
 
     let signal = wait_for_signal();
     tokio::select! {

@@ -146,7 +146,9 @@ impl Admission {
         let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let n = m.entry(ip).or_insert(0);
         if *n >= cap {
-            return Err("too many HTTP connections from this address (http.max_connections_per_ip)");
+            return Err(
+                "too many HTTP connections from this address (http.max_connections_per_ip)",
+            );
         }
         *n += 1;
         Ok(Permit {
