@@ -83,10 +83,15 @@ struct Feed {
     slow_timeout: Duration,
 }
 
-/// How a viewer's connection is watched for a peer that stopped reading: its
-/// connection (an HTTP body; `None` for a WebSocket, which times its own sends) and
-/// `hub.slow_player_timeout_ms`.
-pub(super) type Stall = (Option<ConnWatch>, Duration);
+/// How a viewer is written to: the coalescing interval (`hub.flush_interval_ms`),
+/// and how a peer that stopped reading is found: after `slow_timeout`
+/// (`hub.slow_player_timeout_ms`) without write progress, watched by its
+/// connection (`conn`, for an HTTP body) or by timing each send (a WebSocket).
+pub(super) struct Pace {
+    pub flush_interval: Duration,
+    pub slow_timeout: Duration,
+    pub conn: Option<ConnWatch>,
+}
 
 /// The hooks a viewer's end is reported to, and the viewer as the hooks know it.
 pub(super) type Flow = Option<(Arc<Hooks>, Client)>;
@@ -102,10 +107,13 @@ impl Feed {
         sub: Subscription,
         format: Format,
         protocol: Protocol,
-        flush_interval: Duration,
         shutdown: watch::Receiver<bool>,
         flow: Flow,
-        (conn, slow_timeout): Stall,
+        Pace {
+            flush_interval,
+            slow_timeout,
+            conn,
+        }: Pace,
     ) -> Self {
         if let Some(c) = &conn {
             c.watch_stalls(slow_timeout);
@@ -274,20 +282,18 @@ impl Drop for Feed {
 pub(super) fn flv_session_body(
     session: SessionGuard,
     sub: Subscription,
-    flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
     flow: Flow,
-    stall: Stall,
+    pace: Pace,
 ) -> Body {
     body(Feed::new(
         Some(session),
         sub,
         Format::Flv,
         Protocol::HttpFlv,
-        flush_interval,
         shutdown,
         flow,
-        stall,
+        pace,
     ))
 }
 
@@ -296,20 +302,18 @@ pub(super) fn flv_session_body(
 pub(super) fn ts_session_body(
     session: SessionGuard,
     sub: Subscription,
-    flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
     flow: Flow,
-    stall: Stall,
+    pace: Pace,
 ) -> Body {
     body(Feed::new(
         Some(session),
         sub,
         Format::Ts(Box::new(TsMuxer::new())),
         Protocol::HttpTs,
-        flush_interval,
         shutdown,
         flow,
-        stall,
+        pace,
     ))
 }
 
@@ -328,20 +332,18 @@ pub(super) async fn ws_flv_session(
     socket: WebSocket,
     session: SessionGuard,
     sub: Subscription,
-    flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
     flow: Flow,
-    slow_timeout: Duration,
+    pace: Pace,
 ) {
     let feed = Feed::new(
         Some(session),
         sub,
         Format::Flv,
         Protocol::WsFlv,
-        flush_interval,
         shutdown,
         flow,
-        (None, slow_timeout),
+        pace,
     );
     ws_flv_feed(socket, feed).await;
 }
@@ -438,10 +440,13 @@ mod tests {
             sub,
             Format::Flv,
             Protocol::HttpFlv,
-            Duration::ZERO,
             shutdown,
             None,
-            (None, Duration::from_secs(5)),
+            Pace {
+                flush_interval: Duration::ZERO,
+                slow_timeout: Duration::from_secs(5),
+                conn: None,
+            },
         );
         let listed = hub.sessions();
         assert_eq!(listed.len(), 1);

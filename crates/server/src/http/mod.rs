@@ -72,6 +72,17 @@ pub(crate) struct HttpState {
     pub max_stream_wait: Duration,
 }
 
+impl HttpState {
+    /// How a live viewer on `conn` is written to.
+    fn pace(&self, conn: Option<serve::ConnWatch>) -> live::Pace {
+        live::Pace {
+            flush_interval: self.flush_interval,
+            slow_timeout: self.slow_player_timeout,
+            conn,
+        }
+    }
+}
+
 /// Gives the rendition streams of a source stream, with their configured bitrate
 /// (video + audio, bits/s).
 pub(crate) type Renditions = Arc<dyn Fn(&StreamKey) -> Vec<(StreamKey, u64)> + Send + Sync>;
@@ -382,26 +393,20 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
             let flow = Some((st.hooks.clone(), c));
             match ws {
                 Some(ws) => {
-                    let (flush, shutdown) = (st.flush_interval, st.shutdown.clone());
-                    let slow = st.slow_player_timeout;
+                    let shutdown = st.shutdown.clone();
+                    // An upgraded connection is no longer hyper's: each send is timed.
+                    let pace = st.pace(None);
                     ws.max_message_size(WS_MAX_MESSAGE)
                         .max_frame_size(WS_MAX_MESSAGE)
                         .read_buffer_size(WS_MAX_MESSAGE)
                         .on_upgrade(move |socket| {
-                            live::ws_flv_session(socket, session, sub, flush, shutdown, flow, slow)
+                            live::ws_flv_session(socket, session, sub, shutdown, flow, pace)
                         })
                 }
                 None => live_response(
                     "video/x-flv",
                     &method,
-                    live::flv_session_body(
-                        session,
-                        sub,
-                        st.flush_interval,
-                        st.shutdown.clone(),
-                        flow,
-                        (conn, st.slow_player_timeout),
-                    ),
+                    live::flv_session_body(session, sub, st.shutdown.clone(), flow, st.pace(conn)),
                 ),
             }
         }
@@ -425,14 +430,7 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
             live_response(
                 "video/mp2t",
                 &method,
-                live::ts_session_body(
-                    session,
-                    sub,
-                    st.flush_interval,
-                    st.shutdown.clone(),
-                    flow,
-                    (conn, st.slow_player_timeout),
-                ),
+                live::ts_session_body(session, sub, st.shutdown.clone(), flow, st.pace(conn)),
             )
         }
     }
