@@ -509,3 +509,80 @@ pub(crate) async fn serve<C: Accept>(
     drop(close_rx);
     close_tx.closed().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(all: usize, per_ip: usize) -> HttpLimits {
+        HttpLimits {
+            max_connections: all,
+            max_connections_per_ip: per_ip,
+            header_timeout: Duration::from_secs(1),
+            max_header_bytes: 8192,
+        }
+    }
+
+    fn peer(last: u8, port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, last], port))
+    }
+
+    #[test]
+    fn the_connection_cap_refuses_beyond_it_and_a_dropped_permit_frees_a_place() {
+        let a = Admission::new(limits(2, 0));
+        let p1 = a.admit(peer(1, 1)).unwrap();
+        let _p2 = a.admit(peer(1, 2)).unwrap();
+        let e = a.admit(peer(2, 3)).err().unwrap();
+        assert!(e.contains("http.max_connections"), "{e}");
+        drop(p1);
+        assert!(a.admit(peer(2, 3)).is_ok());
+    }
+
+    #[test]
+    fn the_per_address_cap_counts_each_address_apart() {
+        let a = Admission::new(limits(100, 2));
+        let p1 = a.admit(peer(1, 1)).unwrap();
+        let _p2 = a.admit(peer(1, 2)).unwrap();
+        let e = a.admit(peer(1, 3)).err().unwrap();
+        assert!(e.contains("http.max_connections_per_ip"), "{e}");
+        // Another address is not affected, and a refused one took no global place.
+        let _p3 = a.admit(peer(2, 1)).unwrap();
+        assert_eq!(a.all.available_permits(), 97);
+        drop(p1);
+        assert!(a.admit(peer(1, 3)).is_ok());
+        // Addresses with no connection are forgotten (the map stays bounded).
+        drop(_p3);
+        assert!(!a.per_ip.lock().unwrap().contains_key(&peer(2, 1).ip()));
+    }
+
+    #[tokio::test]
+    async fn a_stall_is_reported_only_when_armed_and_blocked_for_the_limit() {
+        let ms = Duration::from_millis;
+        let state = Arc::new(ConnState {
+            started: Instant::now(),
+            blocked_since: AtomicU64::new(0),
+            stall_limit: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
+            armed: Notify::new(),
+        });
+        let watch = ConnWatch(state.clone());
+        let stall = state.stall();
+        tokio::pin!(stall);
+        // Not armed: blocked writes are not a stall (a paused download).
+        state.blocked_since.store(1, Ordering::Relaxed);
+        let r = tokio::time::timeout(ms(600), &mut stall).await;
+        assert!(r.is_err(), "not armed");
+        // Armed, and not blocked: no stall either.
+        state.blocked_since.store(0, Ordering::Relaxed);
+        watch.watch_stalls(ms(300));
+        let r = tokio::time::timeout(ms(600), &mut stall).await;
+        assert!(r.is_err(), "writes not blocked");
+        // Blocked from now: a stall after 300 ms, not before.
+        state.blocked_since.store(state.now_ms(), Ordering::Relaxed);
+        let r = tokio::time::timeout(ms(200), &mut stall).await;
+        assert!(r.is_err(), "before the limit");
+        tokio::time::timeout(ms(400), &mut stall)
+            .await
+            .expect("a stall after the limit");
+    }
+}
