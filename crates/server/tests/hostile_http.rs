@@ -421,7 +421,8 @@ fn ws_upgrade(addr: SocketAddr) -> TcpStream {
 /// 50 requests with a 64 KiB URL, 50 with 1 MiB of headers, 50 WebSocket-FLV
 /// viewers sending garbage frames and 50 whose first frame claims 2^63 - 1 bytes
 /// (and 2^63, which RFC 6455 forbids): each answered 414/431 or closed, all closed
-/// within 8 s of the first, nothing buffered (RSS bound).
+/// within 8 s of the first, nothing buffered (RSS bound). Then 50 API calls whose
+/// bodies trickle: closed within the API's 10 s body deadline + 4 s.
 #[test]
 fn oversized_requests_and_websocket_garbage_are_refused() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -533,6 +534,33 @@ fn oversized_requests_and_websocket_garbage_are_refused() {
             }
         },
     );
+    // API request bodies trickled a byte at a time: the API reads a body within
+    // 10 s (api::BODY_TIMEOUT), then answers and the connection closes.
+    let t = Instant::now();
+    let req = format!(
+        "POST /index/api/getServerConfig?secret={SECRET} HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n"
+    );
+    let conns: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = connect(srv.http);
+            s.write_all(req.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let mut last_trickle = Instant::now();
+    to_conns(conns, t).wait_all_closed(secs(14), "trickled API bodies", |socks, closed| {
+        if last_trickle.elapsed() >= Duration::from_millis(300) {
+            last_trickle = Instant::now();
+            for (i, s) in socks.iter_mut().enumerate() {
+                if closed[i].is_none() {
+                    let _ = s.write(b"a");
+                }
+            }
+        }
+    });
+    srv.wait_for_log(&["API call refused: body not received"], secs(2));
+
     // Each WS-FLV viewer was closed for what it sent, not as a slow reader.
     let log = srv.log();
     let ws_closed: Vec<&str> = log
