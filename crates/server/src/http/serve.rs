@@ -14,9 +14,9 @@
 //!   (the connection is then idle until the next head). A streaming response
 //!   (HTTP-FLV, a long download) is not a head read and is not cut by it.
 //! * **Head size**: `http.max_header_bytes` bounds the request line plus headers
-//!   (431, or 414 for a URI over hyper's 64 KiB); the connection's read buffer is
-//!   capped just above it, so a peer sending endless headers costs that much and
-//!   no more.
+//!   (431; hyper's own 414 for a URI over 64 KiB only shows above a 64 KiB limit);
+//!   the connection's read buffer is capped just above it, so a peer sending
+//!   endless headers costs that much and no more.
 //! * **Admission at accept**: `http.max_connections` (shared by the plain and HTTPS
 //!   listeners, TLS handshakes in progress included) and the optional
 //!   `http.max_connections_per_ip`. A refused connection is closed at once, with no
