@@ -39,17 +39,18 @@
 //!
 //! # Who spawns what
 //! * [`server::serve`] binds the listeners, builds the services on one [`hub::Hub`]
-//!   and spawns two tasks: the RTMP listener ([`rtmp::serve`]) and the axum HTTP
-//!   server ([`http::router`] plus the API routes of [`api::routes`]). With TLS
-//!   configured, two more serve the same on TLS: the RTMPS listener
-//!   ([`rtmp::serve_with`], whose connection tasks make the TLS handshake) and the
-//!   HTTPS server (the same routes on a [`tls::HttpsListener`], whose accept task
-//!   spawns one handshake task per connection); and one task reloads the certificate
-//!   on SIGHUP ([`tls::TlsCerts::reload_on_sighup`]).
+//!   and spawns two tasks: the RTMP listener ([`rtmp::serve`]) and the HTTP server
+//!   ([`http::serve::serve`]: hyper's HTTP/1.1 with its timers, serving
+//!   [`http::router`] plus the API routes of [`api::routes`]). With TLS configured,
+//!   two more serve the same on TLS: the RTMPS listener ([`rtmp::serve_with`], whose
+//!   connection tasks make the TLS handshake) and the HTTPS server (the same routes
+//!   on an [`http::serve::Https`] listener, whose accept task spawns one handshake
+//!   task per connection); and one task reloads the certificate on SIGHUP
+//!   ([`tls::TlsCerts::reload_on_sighup`]).
 //! * The RTMP listener spawns one task per connection ([`rtmp::conn`]) in a
-//!   `JoinSet`, capped by a semaphore (`rtmp.max_connections`). Axum spawns one task
-//!   per HTTP connection; a live FLV/TS viewer's response body is a stream that reads
-//!   its hub subscription.
+//!   `JoinSet`, capped by a semaphore (`rtmp.max_connections`). The HTTP server
+//!   spawns one task per HTTP connection, capped by `http.max_connections`; a live
+//!   FLV/TS viewer's response body is a stream that reads its hub subscription.
 //! * The hub's new-stream hook spawns, per stream: the live HLS muxer task
 //!   ([`live_hls::attach`]), the recording tasks of auto-recorded apps
 //!   ([`record::Recorder::attach`]) and the transcode supervisor of transcoded apps

@@ -135,6 +135,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         hub: hub.clone(),
         hls: hls_store,
         flush_interval: Duration::from_millis(config.hub.flush_interval_ms),
+        slow_player_timeout: Duration::from_millis(config.hub.slow_player_timeout_ms),
         segment_max_age_s: config.hls.segment_max_age_s,
         shutdown: stop_rx.clone(),
         metrics: metrics::install(),
@@ -174,7 +175,9 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         extra = extra.nest_service("/record", files);
     }
     // The HTTPS listener serves the same routes; its state differs only in the local
-    // address a viewer's session lists.
+    // address a viewer's session lists. Both listeners share one connection cap.
+    let http_limits = http::serve::HttpLimits::from_config(&config);
+    let admission = http::serve::Admission::new(http_limits.clone());
     let https_task = match https_listener.zip(tls_certs) {
         Some(((l, addr), certs)) => {
             let app = http::router(
@@ -185,26 +188,23 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
                 extra.clone(),
                 &config.http.allow_origin,
             );
-            let listener = tls::HttpsListener::new(l, certs).map_err(|e| e.to_string())?;
-            Some(tokio::spawn(serve_https(listener, app, stop_rx.clone())))
+            let listener = http::serve::Https::new(l, certs, admission.clone());
+            let (limits, stop) = (http_limits.clone(), stop_rx.clone());
+            Some(tokio::spawn(async move {
+                http::serve::serve(listener, app, &limits, stop, "HTTPS").await
+            }))
         }
         None => None,
     };
     let app = http::router(http_state, extra, &config.http.allow_origin);
-    let mut http_stop = stop_rx;
-    let http_task = tokio::spawn(async move {
-        let r = axum::serve(
-            http_listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.changed().await;
-        })
-        .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    let plain = http::serve::Plain {
+        listener: http_listener,
+        admission,
+    };
+    let http_task =
+        tokio::spawn(
+            async move { http::serve::serve(plain, app, &http_limits, stop_rx, "HTTP").await },
+        );
 
     let signal = wait_for_signal();
     tokio::select! {
@@ -279,29 +279,6 @@ async fn bind_optional(
         .map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))?;
     let a = l.local_addr().map_err(|e| e.to_string())?;
     Ok(Some((l, a)))
-}
-
-/// Serves `app` on the HTTPS listener until `stop` flips, as the plain listener does
-/// (graceful: open responses end with the sessions). Handlers read the peer from
-/// `ConnectInfo<SocketAddr>`: axum provides it for any listener wrapped in `tap_io`
-/// (whose address type is `SocketAddr` here), so the no-op tap is what gives it.
-async fn serve_https(
-    listener: tls::HttpsListener,
-    app: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) {
-    use axum::serve::ListenerExt;
-    let r = axum::serve(
-        listener.tap_io(|_| {}),
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop.changed().await;
-    })
-    .await;
-    if let Err(e) = r {
-        tracing::error!(error = %e, "HTTPS server failed");
-    }
 }
 
 async fn wait_for_signal() -> &'static str {

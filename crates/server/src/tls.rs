@@ -1,6 +1,6 @@
-//! The serving side of TLS: the certificate of the RTMPS and HTTPS listeners, its
-//! reload on SIGHUP, and the HTTPS listener's handshakes. (The client side, for
-//! `rtmps://` pulls and pushes, is `proxy::rtmp`'s.)
+//! The serving side of TLS: the certificate of the RTMPS and HTTPS listeners and its
+//! reload on SIGHUP. (The client side, for `rtmps://` pulls and pushes, is
+//! `proxy::rtmp`'s; the HTTPS listener's handshakes are `http::serve`'s.)
 //!
 //! Decisions:
 //! * **rustls with the `ring` provider, chosen explicitly** (as `proxy::rtmp` does):
@@ -19,36 +19,15 @@
 //!   HTTP server speaks HTTP/1.1, and WebSocket upgrades are HTTP/1.1; a browser
 //!   told nothing could pick h2). RTMPS offers no ALPN: RTMP clients send none, and a
 //!   client that sends some must not be refused for it.
-//! * **Handshakes off the accept loop**: each runs in its own task under a deadline,
-//!   so a peer that opens a connection and says nothing holds only its own task,
-//!   never the listener.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-
-/// Time an HTTPS client has to finish its TLS handshake. (RTMPS handshakes count
-/// against `rtmp.handshake_timeout_ms`, which also bounds the RTMP handshake.)
-pub(crate) const HTTPS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Most HTTPS handshakes in progress at once: each holds a task and a few KiB, and a
-/// flood of silent connections must not grow them without bound. Beyond it new
-/// connections are closed at once (browsers retry).
-const MAX_PENDING_HANDSHAKES: usize = 1024;
-
-/// Handshaken HTTPS connections waiting for the HTTP server to take them: it takes
-/// them as fast as it can spawn tasks, so a short queue suffices.
-const ACCEPTED_QUEUE: usize = 64;
 
 /// A certificate or key file that cannot be used; the message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -193,91 +172,6 @@ fn build(cert_path: &Path, key_path: &Path) -> Result<Configs, TlsError> {
         rtmps: config(&[])?,
         https: config(&[b"http/1.1"])?,
     })
-}
-
-/// The HTTPS listener as axum sees it: a TCP listener whose connections come out
-/// handshaken. One task accepts and spawns a handshake task per connection; the
-/// finished ones queue for [`axum::serve`]. Dropping it (when axum's graceful
-/// shutdown stops accepting) ends the accepting task and the pending handshakes.
-pub(crate) struct HttpsListener {
-    accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    acceptor_task: tokio::task::JoinHandle<()>,
-}
-
-impl HttpsListener {
-    pub(crate) fn new(listener: TcpListener, certs: Arc<TlsCerts>) -> io::Result<HttpsListener> {
-        let local = listener.local_addr()?;
-        let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE);
-        let acceptor_task = tokio::spawn(accept_loop(listener, certs, tx));
-        Ok(HttpsListener {
-            accepted,
-            local,
-            acceptor_task,
-        })
-    }
-}
-
-impl Drop for HttpsListener {
-    fn drop(&mut self) {
-        self.acceptor_task.abort();
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    certs: Arc<TlsCerts>,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
-    let mut handshakes = tokio::task::JoinSet::new();
-    loop {
-        let (socket, peer) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "HTTPS accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        while handshakes.try_join_next().is_some() {}
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, MAX_PENDING_HANDSHAKES, "HTTPS connection refused: too many TLS handshakes in progress");
-            continue;
-        };
-        let _ = socket.set_nodelay(true);
-        let acceptor = certs.https_acceptor();
-        let tx = tx.clone();
-        // In the set: aborted with this task when the listener is dropped.
-        handshakes.spawn(async move {
-            match tokio::time::timeout(HTTPS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-                Ok(Ok(tls)) => {
-                    drop(permit);
-                    let _ = tx.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTPS: TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "HTTPS: TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for HttpsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.accepted.recv().await {
-            Some(c) => c,
-            // The accepting task never ends on its own while we hold its handle.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
-    }
 }
 
 #[cfg(test)]

@@ -245,6 +245,10 @@ pub struct HttpConfig {
     pub tls_listen: String,
     pub allow_origin: String,
     pub public_stream_list: bool,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub header_timeout_ms: u64,
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -370,6 +374,32 @@ impl Config {
             self.rtmp.max_connections,
             1,
             1_000_000,
+        )?;
+        range(
+            "http.max_connections",
+            self.http.max_connections,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "http.max_connections_per_ip",
+            self.http.max_connections_per_ip,
+            0,
+            1_000_000,
+        )?;
+        range(
+            "http.header_timeout_ms",
+            self.http.header_timeout_ms,
+            100,
+            30_000,
+        )?;
+        // 1 KiB: a browser's request fits; 1 MiB: more would buffer too much per
+        // connection (the read buffer is capped just above this).
+        range(
+            "http.max_header_bytes",
+            self.http.max_header_bytes,
+            1024,
+            1 << 20,
         )?;
         range(
             "rtmp.window_ack_size",

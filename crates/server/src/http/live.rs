@@ -28,6 +28,8 @@ use crate::hub::{
 };
 use crate::metrics::{self, PlayerGauge, Protocol};
 
+use super::serve::ConnWatch;
+
 /// Most packets taken from the ring per write.
 const MAX_BATCH: usize = 1024;
 
@@ -75,6 +77,20 @@ struct Feed {
     flow: Flow,
     /// Bytes handed to the body.
     bytes: u64,
+    /// The HTTP connection of an HTTP-FLV/TS body, which closes it when a write
+    /// makes no progress for `slow_timeout`.
+    conn: Option<ConnWatch>,
+    slow_timeout: Duration,
+}
+
+/// How a viewer is written to: the coalescing interval (`hub.flush_interval_ms`),
+/// and how a peer that stopped reading is found: after `slow_timeout`
+/// (`hub.slow_player_timeout_ms`) without write progress, watched by its
+/// connection (`conn`, for an HTTP body) or by timing each send (a WebSocket).
+pub(super) struct Pace {
+    pub flush_interval: Duration,
+    pub slow_timeout: Duration,
+    pub conn: Option<ConnWatch>,
 }
 
 /// The hooks a viewer's end is reported to, and the viewer as the hooks know it.
@@ -91,10 +107,17 @@ impl Feed {
         sub: Subscription,
         format: Format,
         protocol: Protocol,
-        flush_interval: Duration,
         shutdown: watch::Receiver<bool>,
         flow: Flow,
+        Pace {
+            flush_interval,
+            slow_timeout,
+            conn,
+        }: Pace,
     ) -> Self {
+        if let Some(c) = &conn {
+            c.watch_stalls(slow_timeout);
+        }
         if let Some(s) = &session {
             s.set_stream(Role::Player, Some(sub.stream().key.clone()));
         }
@@ -123,7 +146,17 @@ impl Feed {
             reason: None,
             flow,
             bytes: 0,
+            conn,
+            slow_timeout,
         }
+    }
+
+    /// Why a viewer whose peer stopped reading is closed (RTMP players' words).
+    fn stalled_reason(&self) -> String {
+        format!(
+            "peer stopped reading: no write progress for {} ms",
+            self.slow_timeout.as_millis()
+        )
     }
 
     /// Ends the feed for `reason` (the first reason given is the one logged).
@@ -207,6 +240,13 @@ impl Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
+        if let Some(c) = &self.conn {
+            if c.stalled() && self.reason.is_none() {
+                self.reason = Some(self.stalled_reason());
+            }
+            // A keep-alive connection's next response is not a live one.
+            c.watch_stalls(Duration::ZERO);
+        }
         let reason = self.reason.take().unwrap_or_else(|| {
             if self.first {
                 // A HEAD request, or a client gone before the first write.
@@ -242,18 +282,18 @@ impl Drop for Feed {
 pub(super) fn flv_session_body(
     session: SessionGuard,
     sub: Subscription,
-    flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
     flow: Flow,
+    pace: Pace,
 ) -> Body {
     body(Feed::new(
         Some(session),
         sub,
         Format::Flv,
         Protocol::HttpFlv,
-        flush_interval,
         shutdown,
         flow,
+        pace,
     ))
 }
 
@@ -262,18 +302,18 @@ pub(super) fn flv_session_body(
 pub(super) fn ts_session_body(
     session: SessionGuard,
     sub: Subscription,
-    flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
     flow: Flow,
+    pace: Pace,
 ) -> Body {
     body(Feed::new(
         Some(session),
         sub,
         Format::Ts(Box::new(TsMuxer::new())),
         Protocol::HttpTs,
-        flush_interval,
         shutdown,
         flow,
+        pace,
     ))
 }
 
@@ -292,18 +332,18 @@ pub(super) async fn ws_flv_session(
     socket: WebSocket,
     session: SessionGuard,
     sub: Subscription,
-    flush_interval: Duration,
     shutdown: watch::Receiver<bool>,
     flow: Flow,
+    pace: Pace,
 ) {
     let feed = Feed::new(
         Some(session),
         sub,
         Format::Flv,
         Protocol::WsFlv,
-        flush_interval,
         shutdown,
         flow,
+        pace,
     );
     ws_flv_feed(socket, feed).await;
 }
@@ -313,9 +353,19 @@ async fn ws_flv_feed(mut socket: WebSocket, mut feed: Feed) {
         tokio::select! {
             piece = feed.next() => match piece {
                 Some(b) => {
-                    if let Err(e) = socket.send(Message::Binary(b)).await {
-                        feed.end(format!("write error: {e}"));
-                        break;
+                    // A send finishes when the message is written to the socket: one
+                    // that takes longer than the slow-player timeout made no progress.
+                    match tokio::time::timeout(feed.slow_timeout, socket.send(Message::Binary(b))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            feed.end(format!("write error: {e}"));
+                            break;
+                        }
+                        Err(_) => {
+                            feed.end(feed.stalled_reason());
+                            // The close frame would wait on the same full socket.
+                            return;
+                        }
                     }
                 }
                 None => break,
@@ -333,7 +383,7 @@ async fn ws_flv_feed(mut socket: WebSocket, mut feed: Feed) {
             },
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(feed.slow_timeout, socket.send(Message::Close(None))).await;
     // Dropping the feed logs the close line and deregisters the session.
 }
 
@@ -390,9 +440,13 @@ mod tests {
             sub,
             Format::Flv,
             Protocol::HttpFlv,
-            Duration::ZERO,
             shutdown,
             None,
+            Pace {
+                flush_interval: Duration::ZERO,
+                slow_timeout: Duration::from_secs(5),
+                conn: None,
+            },
         );
         let listed = hub.sessions();
         assert_eq!(listed.len(), 1);

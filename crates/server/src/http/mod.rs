@@ -19,6 +19,7 @@ pub(crate) mod hls_session;
 mod live;
 pub(crate) mod master;
 pub(crate) mod page;
+pub(crate) mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,12 @@ use crate::live_hls::HlsStore;
 /// Longest request path accepted (stream names are short; this only stops abuse).
 pub(crate) const MAX_PATH_LEN: usize = 1024;
 
+/// Largest WebSocket message (and frame) a WS-FLV viewer may send, and the read
+/// buffer for it: a viewer sends pings, pongs and a close, never media, so 8 KiB is
+/// ample where tungstenite's default would buffer 64 MiB from a hostile peer. A
+/// frame announcing more is refused from its header and the viewer closed.
+const WS_MAX_MESSAGE: usize = 8 * 1024;
+
 #[derive(Clone)]
 pub(crate) struct HttpState {
     /// Who may read `/metrics` (the API's allow-list and an optional bearer token).
@@ -46,6 +53,9 @@ pub(crate) struct HttpState {
     pub hub: Arc<Hub>,
     pub hls: Arc<HlsStore>,
     pub flush_interval: Duration,
+    /// A live viewer whose writes make no progress this long is closed
+    /// (hub.slow_player_timeout_ms, as for RTMP players).
+    pub slow_player_timeout: Duration,
     pub segment_max_age_s: u64,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -60,6 +70,17 @@ pub(crate) struct HttpState {
     /// How long an HLS playlist request waits for a stream that is not live, when
     /// hook.on_stream_not_found may bring it (general.max_stream_wait_ms).
     pub max_stream_wait: Duration,
+}
+
+impl HttpState {
+    /// How a live viewer on `conn` is written to.
+    fn pace(&self, conn: Option<serve::ConnWatch>) -> live::Pace {
+        live::Pace {
+            flush_interval: self.flush_interval,
+            slow_timeout: self.slow_player_timeout,
+            conn,
+        }
+    }
 }
 
 /// Gives the rendition streams of a source stream, with their configured bitrate
@@ -351,6 +372,7 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
         Target::LiveFlv(app, stream) => {
             let key = key(&app, &stream);
             let (mut parts, _body) = req.into_parts();
+            let conn = parts.extensions.get::<serve::ConnWatch>().cloned();
             let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
                 .await
                 .ok();
@@ -371,26 +393,26 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
             let flow = Some((st.hooks.clone(), c));
             match ws {
                 Some(ws) => {
-                    let (flush, shutdown) = (st.flush_interval, st.shutdown.clone());
-                    ws.on_upgrade(move |socket| {
-                        live::ws_flv_session(socket, session, sub, flush, shutdown, flow)
-                    })
+                    let shutdown = st.shutdown.clone();
+                    // An upgraded connection is no longer hyper's: each send is timed.
+                    let pace = st.pace(None);
+                    ws.max_message_size(WS_MAX_MESSAGE)
+                        .max_frame_size(WS_MAX_MESSAGE)
+                        .read_buffer_size(WS_MAX_MESSAGE)
+                        .on_upgrade(move |socket| {
+                            live::ws_flv_session(socket, session, sub, shutdown, flow, pace)
+                        })
                 }
                 None => live_response(
                     "video/x-flv",
                     &method,
-                    live::flv_session_body(
-                        session,
-                        sub,
-                        st.flush_interval,
-                        st.shutdown.clone(),
-                        flow,
-                    ),
+                    live::flv_session_body(session, sub, st.shutdown.clone(), flow, st.pace(conn)),
                 ),
             }
         }
         Target::LiveTs(app, stream) => {
             let key = key(&app, &stream);
+            let conn = req.extensions().get::<serve::ConnWatch>().cloned();
             let session = st.hub.register_session(peer, st.local, "http-ts");
             let c = client("http-ts", &key, session.id());
             if let Err(r) = authorize_play(&st, &c).await {
@@ -408,7 +430,7 @@ async fn media(State(st): State<HttpState>, req: Request) -> Response {
             live_response(
                 "video/mp2t",
                 &method,
-                live::ts_session_body(session, sub, st.flush_interval, st.shutdown.clone(), flow),
+                live::ts_session_body(session, sub, st.shutdown.clone(), flow, st.pace(conn)),
             )
         }
     }

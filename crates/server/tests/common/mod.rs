@@ -1686,3 +1686,18 @@ pub fn get_hls_media(server: &Server, path: &str) -> HttpResponse {
     let base = path.rsplit_once('/').map(|(b, _)| b).unwrap_or("");
     server.get(&hls_variant(base, &r))
 }
+
+// ---------------------------------------------------------------------------------
+// Resource use
+// ---------------------------------------------------------------------------------
+
+/// The resident set size of process `pid` in KiB (`VmRSS` of /proc/PID/status).
+pub fn vm_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
