@@ -60,6 +60,8 @@ pub(crate) const MAX_QUERY: usize = 2048;
 pub(crate) enum TokenRefused {
     #[error("bad or expired session token: {0}")]
     Bad(#[from] ferrocast_proto::sign::SignError),
+    #[error("no session token (segments of a stream whose playing is not open need one)")]
+    MissingToken,
     #[error("session {0} ended (timed out or kicked)")]
     Ended(u64),
     #[error("too many HLS sessions ({MAX_SESSIONS} in all, {MAX_SESSIONS_PER_IP} per address)")]
@@ -314,7 +316,7 @@ impl HlsSessions {
                 .auth
                 .check_hls_token(TokenKind::Segment, key, t, unix_now())
                 .map_err(TokenRefused::from),
-            None => Err(TokenRefused::Bad(ferrocast_proto::sign::SignError::Missing)),
+            None => Err(TokenRefused::MissingToken),
         };
         let checked = checked.and_then(|(id, _)| {
             let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
