@@ -235,6 +235,7 @@ pub struct RtmpConfig {
     pub max_message_size: u32,
     pub max_chunk_streams: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub window_ack_size: u32,
 }
 
@@ -369,6 +370,12 @@ impl Config {
             "rtmp.max_connections",
             self.rtmp.max_connections,
             1,
+            1_000_000,
+        )?;
+        range(
+            "rtmp.max_connections_per_ip",
+            self.rtmp.max_connections_per_ip,
+            0,
             1_000_000,
         )?;
         range(
