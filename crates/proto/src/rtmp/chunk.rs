@@ -641,7 +641,9 @@ pub fn encode_message(
     payload: &[u8],
     chunk_size: u32,
 ) {
-    let _ = try_encode_message(out, csid, timestamp, type_id, stream_id, payload, chunk_size);
+    let _ = try_encode_message(
+        out, csid, timestamp, type_id, stream_id, payload, chunk_size,
+    );
 }
 
 /// Appends `payload` as one message, chunked at `chunk_size`, to `out`. The first chunk

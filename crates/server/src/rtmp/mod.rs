@@ -265,7 +265,9 @@ mod tests {
         start_with(settings()).await
     }
 
-    async fn start_with(settings: Arc<RtmpSettings>) -> (Arc<Hub>, SocketAddr, watch::Sender<bool>) {
+    async fn start_with(
+        settings: Arc<RtmpSettings>,
+    ) -> (Arc<Hub>, SocketAddr, watch::Sender<bool>) {
         let hub = Hub::new(HubSettings {
             gop_cache: true,
             gop_cache_max_frames: 16,
@@ -386,16 +388,24 @@ mod tests {
         sock.write_all(&c0c1).await.unwrap();
         let mut s0s1s2 = vec![0u8; 1 + 2 * HANDSHAKE_SIZE];
         sock.read_exact(&mut s0s1s2).await.unwrap();
-        sock.write_all(&s0s1s2[1..1 + HANDSHAKE_SIZE]).await.unwrap();
+        sock.write_all(&s0s1s2[1..1 + HANDSHAKE_SIZE])
+            .await
+            .unwrap();
         let object = ferrocast_proto::amf0::Amf0Value::Object(vec![(
             "app".into(),
             ferrocast_proto::amf0::Amf0Value::String("live".into()),
         )]);
-        sock.write_all(&command("connect", 1.0, &object)).await.unwrap();
+        sock.write_all(&command("connect", 1.0, &object))
+            .await
+            .unwrap();
         sock
     }
 
-    fn command(name: &str, transaction_id: f64, object: &ferrocast_proto::amf0::Amf0Value) -> Vec<u8> {
+    fn command(
+        name: &str,
+        transaction_id: f64,
+        object: &ferrocast_proto::amf0::Amf0Value,
+    ) -> Vec<u8> {
         use ferrocast_proto::rtmp::chunk::{encode_message, DEFAULT_CHUNK_SIZE};
         use ferrocast_proto::rtmp::message::{command_payload, csid, type_id};
         let payload = command_payload(name, transaction_id, object, &[]);
