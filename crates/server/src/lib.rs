@@ -47,7 +47,8 @@
 //!   spawns one handshake task per connection); and one task reloads the certificate
 //!   on SIGHUP ([`tls::TlsCerts::reload_on_sighup`]).
 //! * The RTMP listener spawns one task per connection ([`rtmp::conn`]) in a
-//!   `JoinSet`, capped by a semaphore (`rtmp.max_connections`). Axum spawns one task
+//!   `JoinSet`, capped by a semaphore (`rtmp.max_connections`) and, when set, per
+//!   peer address (`rtmp.max_connections_per_ip`). Axum spawns one task
 //!   per HTTP connection; a live FLV/TS viewer's response body is a stream that reads
 //!   its hub subscription.
 //! * The hub's new-stream hook spawns, per stream: the live HLS muxer task
