@@ -87,6 +87,8 @@ targets=$(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list)
 for t in $targets; do
   log "fuzz target $t"
   mkdir -p "fuzz/corpus/$t"
+  # Committed seeds (fuzz/corpus is the fuzzer's own, not committed).
+  if [ -d "fuzz/seeds/$t" ]; then cp -n "fuzz/seeds/$t"/* "fuzz/corpus/$t/"; fi
   (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 5)
 done
 

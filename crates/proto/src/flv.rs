@@ -411,19 +411,35 @@ fn parse_ex_audio_tag(body: &[u8], b0: u8) -> Result<AudioTagHeader, FlvError> {
     })
 }
 
+/// Longest tag body the 24-bit DataSize field can carry.
+pub const MAX_TAG_BODY: usize = 0x00ff_ffff;
+
+/// [`try_write_tag`] for bodies known to fit (an RTMP message body always does: its
+/// length field is 24 bits too): a body over [`MAX_TAG_BODY`] is not written at all,
+/// never written with a truncated size.
+pub fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp: u32, body: &[u8]) {
+    let _ = try_write_tag(out, tag_type, timestamp, body);
+}
+
 /// Appends one FLV tag (11-byte header, body, 4-byte previous tag size).
 ///
 /// The timestamp is written as 24 bits plus the 8-bit TimestampExtended (the upper
-/// byte), so the full 32-bit value round-trips. `body` must be shorter than 16 MiB
-/// (the 24-bit DataSize); RTMP message lengths are 24-bit too, so any message body
-/// fits.
-pub fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp: u32, body: &[u8]) {
-    debug_assert!(
-        body.len() <= 0x00ff_ffff,
-        "FLV tag body of {} bytes",
-        body.len()
-    );
-    let size = (body.len() as u32) & 0x00ff_ffff;
+/// byte), so the full 32-bit value round-trips. A body longer than [`MAX_TAG_BODY`]
+/// (the 24-bit DataSize) is refused with [`FlvError::TagTooLarge`] and nothing is
+/// written, in every build: a size written modulo 2^24 would make every reader of
+/// the file or stream lose sync.
+pub fn try_write_tag(
+    out: &mut BytesMut,
+    tag_type: u8,
+    timestamp: u32,
+    body: &[u8],
+) -> Result<(), FlvError> {
+    if body.len() > MAX_TAG_BODY {
+        return Err(FlvError::TagTooLarge(
+            u32::try_from(body.len()).unwrap_or(u32::MAX),
+        ));
+    }
+    let size = body.len() as u32;
     out.reserve(TAG_HEADER_LEN + body.len() + 4);
     out.put_u8(tag_type);
     out.put_uint(u64::from(size), 3);
@@ -432,6 +448,7 @@ pub fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp: u32, body: &[u8]) 
     out.put_uint(0, 3); // StreamID, always 0.
     out.put_slice(body);
     out.put_u32(TAG_HEADER_LEN as u32 + size);
+    Ok(())
 }
 
 /// The legacy AVC sequence header body for an `avcC` record:
@@ -999,6 +1016,20 @@ mod tests {
         assert_eq!((h.codec, h.sequence_header), (AudioCodec::Aac, false));
         assert_eq!(&frame[h.header_len..], &raw);
         assert_eq!(&aac_frame(&[])[..], &[0xaf, 0x01]);
+    }
+
+    #[test]
+    fn a_body_over_24_bits_is_refused_and_nothing_written() {
+        let mut out = BytesMut::from(&b"x"[..]);
+        let big = vec![0u8; MAX_TAG_BODY + 1];
+        assert!(matches!(
+            try_write_tag(&mut out, TAG_VIDEO, 0, &big),
+            Err(FlvError::TagTooLarge(n)) if n as usize == MAX_TAG_BODY + 1
+        ));
+        write_tag(&mut out, TAG_VIDEO, 0, &big);
+        assert_eq!(&out[..], b"x");
+        try_write_tag(&mut out, TAG_VIDEO, 0, &big[1..]).unwrap();
+        assert_eq!(out.len(), 1 + 11 + MAX_TAG_BODY + 4);
     }
 
     #[test]

@@ -48,9 +48,10 @@
 //!   task per connection); and one task reloads the certificate on SIGHUP
 //!   ([`tls::TlsCerts::reload_on_sighup`]).
 //! * The RTMP listener spawns one task per connection ([`rtmp::conn`]) in a
-//!   `JoinSet`, capped by a semaphore (`rtmp.max_connections`). The HTTP server
-//!   spawns one task per HTTP connection, capped by `http.max_connections`; a live
-//!   FLV/TS viewer's response body is a stream that reads its hub subscription.
+//!   `JoinSet`, capped by a semaphore (`rtmp.max_connections`) and, when set, per
+//!   peer address (`rtmp.max_connections_per_ip`). The HTTP server spawns one task
+//!   per HTTP connection, capped by `http.max_connections`; a live FLV/TS viewer's
+//!   response body is a stream that reads its hub subscription.
 //! * The hub's new-stream hook spawns, per stream: the live HLS muxer task
 //!   ([`live_hls::attach`]), the recording tasks of auto-recorded apps
 //!   ([`record::Recorder::attach`]) and the transcode supervisor of transcoded apps

@@ -617,14 +617,21 @@ pub fn encoded_len(payload_len: usize, chunk_size: u32, csid: u32, timestamp: u3
     11 + chunks * (basic_header_len(csid) + ext) + payload_len
 }
 
-/// Appends `payload` as one message, chunked at `chunk_size`, to `out`. The first chunk
-/// has a type-0 header, the rest type-3 (with the extended timestamp repeated when
-/// `timestamp >= 0xFFFFFF`). Stateless, so the bytes can be shared by every connection
-/// that uses the same chunk size.
-///
-/// `csid` must be in 2..=65599, `chunk_size` in 1..=0x7FFFFFFF and the payload shorter
-/// than 2^24 bytes (the message length field is 24 bits); these are the caller's
-/// values, checked with debug assertions.
+/// Longest message payload the 24-bit message length field can carry.
+pub const MAX_MESSAGE_LEN: usize = 0xFF_FFFF;
+
+/// A payload that does not fit the 24-bit message length field.
+#[derive(Debug, Error, PartialEq, Eq, Clone, Copy)]
+#[error("message of {len} bytes exceeds the 24-bit RTMP length field ({MAX_MESSAGE_LEN} bytes)")]
+pub struct MessageTooLong {
+    pub len: usize,
+}
+
+/// [`try_encode_message`] for payloads known to fit (our own commands and control
+/// messages, a peer's message being echoed): a payload over [`MAX_MESSAGE_LEN`] is
+/// not written at all, so the output is never a corrupt chunk stream. Media from a
+/// source other than an RTMP peer goes through [`try_encode_message`], whose error
+/// the caller logs.
 pub fn encode_message(
     out: &mut BytesMut,
     csid: u32,
@@ -634,11 +641,33 @@ pub fn encode_message(
     payload: &[u8],
     chunk_size: u32,
 ) {
-    debug_assert!(
-        payload.len() <= 0xFF_FFFF,
-        "message of {} bytes",
-        payload.len()
+    let _ = try_encode_message(
+        out, csid, timestamp, type_id, stream_id, payload, chunk_size,
     );
+}
+
+/// Appends `payload` as one message, chunked at `chunk_size`, to `out`. The first chunk
+/// has a type-0 header, the rest type-3 (with the extended timestamp repeated when
+/// `timestamp >= 0xFFFFFF`). Stateless, so the bytes can be shared by every connection
+/// that uses the same chunk size.
+///
+/// A payload longer than [`MAX_MESSAGE_LEN`] (the message length field is 24 bits) is
+/// refused with nothing written, in every build: writing its length modulo 2^24 would
+/// desynchronise every player of the stream. `csid` must be in 2..=65599 and
+/// `chunk_size` in 1..=0x7FFFFFFF; these are our own values, clamped (see
+/// `sanitize`).
+pub fn try_encode_message(
+    out: &mut BytesMut,
+    csid: u32,
+    timestamp: u32,
+    type_id: u8,
+    stream_id: u32,
+    payload: &[u8],
+    chunk_size: u32,
+) -> Result<(), MessageTooLong> {
+    if payload.len() > MAX_MESSAGE_LEN {
+        return Err(MessageTooLong { len: payload.len() });
+    }
     out.reserve(encoded_len(payload.len(), chunk_size, csid, timestamp));
     let (csid, chunk_size) = sanitize(csid, chunk_size);
     let extended = timestamp >= EXTENDED;
@@ -663,12 +692,37 @@ pub fn encode_message(
         }
         out.put_slice(chunk);
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_payload_over_24_bits_is_refused_and_nothing_written() {
+        let mut out = BytesMut::from(&b"before"[..]);
+        let big = vec![0u8; MAX_MESSAGE_LEN + 1];
+        assert_eq!(
+            try_encode_message(&mut out, 6, 0, 9, 1, &big, 4096),
+            Err(MessageTooLong {
+                len: MAX_MESSAGE_LEN + 1
+            })
+        );
+        encode_message(&mut out, 6, 0, 9, 1, &big, 4096);
+        assert_eq!(&out[..], b"before");
+        // The largest payload that fits is written and decodes back whole.
+        let most = vec![7u8; MAX_MESSAGE_LEN];
+        let limits = ChunkLimits {
+            max_message_size: MAX_MESSAGE_LEN as u32,
+            ..ChunkLimits::default()
+        };
+        let mut out = BytesMut::new();
+        try_encode_message(&mut out, 6, 0, 9, 1, &most, DEFAULT_CHUNK_SIZE).unwrap();
+        let got = decode_with(limits, &out).unwrap();
+        assert_eq!(got[0].payload.len(), MAX_MESSAGE_LEN);
+    }
 
     fn decode_with(limits: ChunkLimits, input: &[u8]) -> Result<Vec<RawMessage>, ChunkError> {
         let mut d = ChunkDecoder::new(limits);

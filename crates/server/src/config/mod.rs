@@ -235,6 +235,7 @@ pub struct RtmpConfig {
     pub max_message_size: u32,
     pub max_chunk_streams: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub window_ack_size: u32,
 }
 
@@ -384,6 +385,12 @@ impl Config {
         range(
             "http.max_connections_per_ip",
             self.http.max_connections_per_ip,
+            0,
+            1_000_000,
+        )?;
+        range(
+            "rtmp.max_connections_per_ip",
+            self.rtmp.max_connections_per_ip,
             0,
             1_000_000,
         )?;
@@ -738,11 +745,12 @@ mod tests {
     use super::*;
 
     fn load_str(text: &str) -> Result<Config, ConfigError> {
-        let dir = std::env::temp_dir().join(format!(
-            "ferrocast-cfg-{}-{}",
-            std::process::id(),
-            text.len()
-        ));
+        // One directory per call: tests run in parallel, and two texts of one
+        // length (the key this used) raced for the same file.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("ferrocast-cfg-{}-{call}", std::process::id(),));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
         std::fs::write(&path, text).unwrap();

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
 use ferrocast_proto::flv;
-use ferrocast_proto::rtmp::chunk::encode_message;
+use ferrocast_proto::rtmp::chunk::try_encode_message;
 use ferrocast_proto::rtmp::message::{csid, type_id};
 
 /// The message stream id every RTMP player receives media on. The server session's
@@ -71,7 +71,9 @@ impl Packet {
                 PacketKind::Metadata | PacketKind::Eof => (csid::DATA, type_id::DATA_AMF0),
             };
             let mut out = BytesMut::new();
-            encode_message(
+            // A payload over 2^24 - 1 bytes (possible only from a source that is not
+            // RTMP) is not sent: a corrupt length would desynchronise every player.
+            if let Err(e) = try_encode_message(
                 &mut out,
                 cs,
                 self.timestamp,
@@ -79,7 +81,9 @@ impl Packet {
                 PLAYER_STREAM_ID,
                 &self.payload,
                 chunk_size,
-            );
+            ) {
+                tracing::warn!(error = %e, "packet not sent to RTMP players");
+            }
             out.freeze()
         })
     }
@@ -93,7 +97,9 @@ impl Packet {
                 PacketKind::Metadata | PacketKind::Eof => flv::TAG_SCRIPT,
             };
             let mut out = BytesMut::with_capacity(self.payload.len() + 15);
-            flv::write_tag(&mut out, tag_type, self.timestamp, &self.payload);
+            if let Err(e) = flv::try_write_tag(&mut out, tag_type, self.timestamp, &self.payload) {
+                tracing::warn!(error = %e, "packet not sent to FLV viewers");
+            }
             out.freeze()
         })
     }

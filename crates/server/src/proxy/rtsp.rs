@@ -517,6 +517,9 @@ impl Converter {
         let Some(codec) = self.video_codec else {
             return;
         };
+        if too_large("video", data) {
+            return;
+        }
         if data.is_empty() {
             // Parameter sets only: retina keeps them in `config` for the next frame.
             return;
@@ -558,6 +561,9 @@ impl Converter {
         if self.video_codec.is_some() && !self.seen_keyframe {
             return;
         }
+        if too_large("audio", data) {
+            return;
+        }
         let new_config = changed(config, self.audio_config.as_deref());
         if new_config.is_none() && self.audio_config.is_none() {
             tracing::debug!("RTSP audio frame without an AudioSpecificConfig: dropped");
@@ -572,6 +578,27 @@ impl Converter {
         }
         out.push(audio_media(timestamp, flv::aac_frame(data)));
     }
+}
+
+/// Tag headers added in front of a frame's bytes: at most 5 (the legacy AVC and
+/// Enhanced RTMP video headers; AAC adds 2).
+const TAG_BODY_HEADER: usize = 5;
+
+/// Whether a frame is too large for an FLV tag or RTMP message (24-bit lengths): it
+/// is refused with a log line rather than forwarded, since every muxer would have to
+/// refuse it anyway and a player would lose sync on a truncated length. The frames
+/// after it may show artefacts until the next keyframe; nothing else is affected.
+fn too_large(track: &str, data: &[u8]) -> bool {
+    let too_large = data.len() + TAG_BODY_HEADER > flv::MAX_TAG_BODY;
+    if too_large {
+        tracing::warn!(
+            track,
+            bytes = data.len(),
+            limit = flv::MAX_TAG_BODY - TAG_BODY_HEADER,
+            "RTSP frame too large for FLV/RTMP: dropped"
+        );
+    }
+    too_large
 }
 
 /// Whether a length-prefixed H.265 access unit holds an IRAP picture (NAL unit
@@ -922,6 +949,26 @@ mod tests {
             (out[0].timestamp, out[1].timestamp, out[2].timestamp),
             (0, 0, 23)
         );
+    }
+
+    #[test]
+    fn frames_over_the_24_bit_limit_are_refused() {
+        let mut conv = Converter::new(Some(VideoCodec::H264));
+        let mut out = Vec::new();
+        let big = vec![0u8; flv::MAX_TAG_BODY];
+        conv.video(Some(AVCC), true, at(0, 90_000), &big, &mut out);
+        assert!(out.is_empty(), "{} media forwarded", out.len());
+        // The largest frame that fits goes through (sequence header + frame).
+        let most = vec![0u8; flv::MAX_TAG_BODY - TAG_BODY_HEADER];
+        conv.video(Some(AVCC), true, at(0, 90_000), &most, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|m| m.body.len() <= flv::MAX_TAG_BODY));
+        // Audio, now that video has started, is refused the same way.
+        out.clear();
+        conv.audio(Some(&[0x12, 0x10]), at(0, 48_000), &big, &mut out);
+        assert!(out.is_empty(), "{} media forwarded", out.len());
+        conv.audio(Some(&[0x12, 0x10]), at(0, 48_000), &[1, 2], &mut out);
+        assert_eq!(out.len(), 2, "sequence header and frame");
     }
 
     #[test]

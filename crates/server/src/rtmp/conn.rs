@@ -78,6 +78,11 @@ struct ServerConn {
     /// The last role taken, for the closing log line.
     role_seen: &'static str,
     connected: bool,
+    /// Since when this connection has been neither publishing nor playing: accept, or
+    /// the end of its last publish or play. `rtmp.handshake_timeout_ms` after it, a
+    /// connection still doing neither is closed however much it sends (pings,
+    /// createStream, unknown commands all cost us a little and serve no viewer).
+    unattached_since: Instant,
     bytes_in: u64,
     bytes_out: u64,
     out: Vec<Bytes>,
@@ -170,12 +175,13 @@ pub async fn run(
         client: None,
         role_seen: "none",
         connected: false,
+        unattached_since: started,
         bytes_in: 0,
         bytes_out: 0,
         out: Vec::new(),
     };
     tracing::debug!(%peer, session = conn.registration.id(), schema, "RTMP connection accepted");
-    let reason = conn.drive(&mut rd, &mut shutdown, started).await;
+    let reason = conn.drive(&mut rd, &mut shutdown).await;
     let dropped = match &conn.role {
         Attachment::Player { sub, .. } => sub.dropped(),
         _ => 0,
@@ -212,12 +218,7 @@ pub async fn run(
 }
 
 impl ServerConn {
-    async fn drive(
-        &mut self,
-        rd: &mut Reader,
-        shutdown: &mut watch::Receiver<bool>,
-        started: Instant,
-    ) -> Reason {
+    async fn drive(&mut self, rd: &mut Reader, shutdown: &mut watch::Receiver<bool>) -> Reason {
         let mut buf = vec![0u8; SMALL_READ_BUF];
         let mut batch: Vec<Arc<Packet>> = Vec::new();
         loop {
@@ -248,12 +249,16 @@ impl ServerConn {
             if matches!(self.role, Attachment::Publisher(_)) && buf.len() < READ_BUF {
                 buf.resize(READ_BUF, 0);
             }
-            let limit = if self.connected {
-                self.settings.idle_timeout
-            } else {
-                self.settings
-                    .handshake_timeout
-                    .saturating_sub(started.elapsed())
+            // A publisher answers to the idle timeout only; a connection that is not
+            // attached also to what is left of the attach deadline.
+            let attach_left = self
+                .settings
+                .handshake_timeout
+                .saturating_sub(self.unattached_since.elapsed());
+            let limit = match (&self.role, self.connected) {
+                (Attachment::None, true) => self.settings.idle_timeout.min(attach_left),
+                (Attachment::None, false) => attach_left,
+                _ => self.settings.idle_timeout,
             };
             let kicked = async {
                 match &mut self.role {
@@ -275,8 +280,14 @@ impl ServerConn {
                             return reason;
                         }
                     }
-                    Err(_) if self.connected => {
+                    Err(_) if self.connected && (limit < attach_left || !matches!(self.role, Attachment::None)) => {
                         return format!("idle: nothing received for {} ms", limit.as_millis());
+                    }
+                    Err(_) if self.connected => {
+                        return format!(
+                            "neither publishing nor playing within {} ms (rtmp.handshake_timeout_ms)",
+                            self.settings.handshake_timeout.as_millis()
+                        );
                     }
                     Err(_) => {
                         return format!(
@@ -470,12 +481,14 @@ impl ServerConn {
             ServerEvent::Unpublish { .. } => {
                 if matches!(self.role, Attachment::Publisher(_)) {
                     self.role = Attachment::None;
+                    self.unattached_since = Instant::now();
                     self.registration.set_stream(hub::Role::Unknown, None);
                 }
             }
             ServerEvent::StopPlay { .. } => {
                 if matches!(self.role, Attachment::Player { .. }) {
                     self.role = Attachment::None;
+                    self.unattached_since = Instant::now();
                     self.registration.set_stream(hub::Role::Unknown, None);
                 }
             }

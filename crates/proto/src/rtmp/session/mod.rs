@@ -61,6 +61,12 @@
 //!   `play` on a stream `createStream` did not return, more than [`MAX_STREAMS`]
 //!   streams, a second publish on one connection, a second `play` on a stream whose
 //!   first `play` is still unanswered, malformed commands and control messages.
+//! * Also an error, because each is something a hostile peer could repeat or inflate
+//!   without bound: a `connect` string over [`MAX_CONNECT_STRING`] (the error names
+//!   the field), a stream name over [`MAX_STREAM_NAME`], more than
+//!   [`MAX_PUBLISH_ATTEMPTS`] `publish` or [`MAX_PLAY_ATTEMPTS`] `play` requests on one
+//!   connection. What needs a clock (a connection that never publishes or plays) is
+//!   the driver's to bound.
 //!
 //! Lenient is not silent: every input ignored or worked around above (and the chunk
 //! decoder's own workarounds: omitted extended timestamps, a partial message cut off
@@ -87,7 +93,10 @@ use super::message::MessageError;
 use crate::amf0::Amf0Limits;
 
 pub use client::{ClientEvent, ClientMode, ClientSession, ClientTarget};
-pub use server::{ServerEvent, ServerSession, MAX_STREAMS};
+pub use server::{
+    ServerEvent, ServerSession, MAX_CONNECT_STRING, MAX_PLAY_ATTEMPTS, MAX_PUBLISH_ATTEMPTS,
+    MAX_STREAMS, MAX_STREAM_NAME,
+};
 pub use tolerated::Tolerated;
 pub use url::parse_rtmp_url;
 

@@ -50,6 +50,26 @@ use crate::rtmp::message::{csid, Message, UserControl};
 /// three. Eight leaves room for those and bounds the per-connection state.
 pub const MAX_STREAMS: u32 = 8;
 
+/// Longest string value the `connect` command object may carry (app, tcUrl,
+/// flashVer, swfUrl, pageUrl...), in bytes. Real ones are tens to a few hundred bytes
+/// (a tcUrl with a signed query a few hundred); the session keeps app and hands tcUrl
+/// to the driver, which keeps and logs them, so each is capped rather than trusted to
+/// the 16 MiB message limit.
+pub const MAX_CONNECT_STRING: usize = 4096;
+/// Longest `publish` / `play` stream name, its `?query` included, in bytes (names
+/// become stream keys, API listings, file names and hook bodies).
+pub const MAX_STREAM_NAME: usize = 4096;
+/// Most `publish` requests one connection may make. An encoder publishes once per
+/// connection (OBS and ffmpeg reconnect to publish again); a few more cover clients
+/// that retry a refused name. Each attempt creates or takes over a hub stream and
+/// runs the publish hooks, so a connection that churns publish/unpublish is cut off
+/// here instead of costing that forever.
+pub const MAX_PUBLISH_ATTEMPTS: u32 = 8;
+/// Most `play` requests one connection may make: Flash players switch streams with
+/// a new `play` on the same NetStream, which a viewer does by hand, a few times, not
+/// thousands.
+pub const MAX_PLAY_ATTEMPTS: u32 = 64;
+
 /// Server version string in the connect `_result` (the value FMS 3 sent; some
 /// clients parse it, none need it to be newer).
 pub(super) const FMS_VERSION: &str = "FMS/3,0,1,123";
@@ -147,6 +167,10 @@ pub struct ServerSession {
     app_params: Option<String>,
     streams: Vec<ServerStream>,
     withdrawn: Vec<Withdrawn>,
+    /// `publish` and `play` requests so far ([`MAX_PUBLISH_ATTEMPTS`],
+    /// [`MAX_PLAY_ATTEMPTS`]).
+    publishes: u32,
+    plays: u32,
 }
 
 impl ServerSession {
@@ -165,6 +189,8 @@ impl ServerSession {
             app_params: None,
             streams: Vec::new(),
             withdrawn: Vec::new(),
+            publishes: 0,
+            plays: 0,
         }
     }
 
@@ -536,6 +562,7 @@ impl ServerSession {
         if self.connected {
             return Err(SessionError::Protocol("second connect".into()));
         }
+        check_connect_strings(&command_object)?;
         let raw_app = command_object
             .get("app")
             .and_then(Amf0Value::as_str)
@@ -635,6 +662,12 @@ impl ServerSession {
 
     fn on_publish(&mut self, stream_id: u32, args: &[Amf0Value]) -> Result<(), SessionError> {
         let index = self.created_stream("publish", stream_id)?;
+        self.publishes += 1;
+        if self.publishes > MAX_PUBLISH_ATTEMPTS {
+            return Err(SessionError::Protocol(format!(
+                "more than {MAX_PUBLISH_ATTEMPTS} publish requests on one connection"
+            )));
+        }
         let publish_pending_or_active = self.streams.iter().any(|s| {
             matches!(
                 s.state,
@@ -654,7 +687,7 @@ impl ServerSession {
                 "publish on stream {stream_id}, which is playing"
             )));
         }
-        let raw_name = args.first().and_then(Amf0Value::as_str).unwrap_or("");
+        let raw_name = stream_name_arg("publish", args)?;
         let (stream_name, params) = split_stream_name(raw_name);
         if stream_name.is_empty() {
             self.on_status(
@@ -685,6 +718,12 @@ impl ServerSession {
 
     fn on_play(&mut self, stream_id: u32, args: &[Amf0Value]) -> Result<(), SessionError> {
         let index = self.created_stream("play", stream_id)?;
+        self.plays += 1;
+        if self.plays > MAX_PLAY_ATTEMPTS {
+            return Err(SessionError::Protocol(format!(
+                "more than {MAX_PLAY_ATTEMPTS} play requests on one connection"
+            )));
+        }
         match self.streams[index].state {
             StreamState::Idle => {}
             StreamState::PublishRequested | StreamState::Publishing => {
@@ -703,7 +742,7 @@ impl ServerSession {
                 self.stop_stream(stream_id, false);
             }
         }
-        let raw_name = args.first().and_then(Amf0Value::as_str).unwrap_or("");
+        let raw_name = stream_name_arg("play", args)?;
         let (stream_name, params) = split_stream_name(raw_name);
         let start = args.get(1).and_then(Amf0Value::as_f64).unwrap_or(-2.0);
         let duration = args.get(2).and_then(Amf0Value::as_f64).unwrap_or(-1.0);
@@ -748,6 +787,41 @@ impl ServerSession {
         }
         true
     }
+}
+
+/// Refuses a `connect` whose command object holds a string longer than
+/// [`MAX_CONNECT_STRING`], naming the field. Only the top level is looked at: that is
+/// where every field a server reads lives, and nested values are bounded by the AMF0
+/// limits and the message size, and dropped with the event.
+fn check_connect_strings(command_object: &Amf0Value) -> Result<(), SessionError> {
+    let (Amf0Value::Object(fields) | Amf0Value::EcmaArray(fields)) = command_object else {
+        return Ok(());
+    };
+    for (key, value) in fields {
+        if let Amf0Value::String(s) = value {
+            if s.len() > MAX_CONNECT_STRING {
+                return Err(SessionError::Protocol(format!(
+                    "connect field {:?} of {} bytes (limit {MAX_CONNECT_STRING})",
+                    short(key),
+                    s.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stream name argument of `publish` or `play` ("" when absent), refused when
+/// longer than [`MAX_STREAM_NAME`].
+fn stream_name_arg<'a>(command: &str, args: &'a [Amf0Value]) -> Result<&'a str, SessionError> {
+    let name = args.first().and_then(Amf0Value::as_str).unwrap_or("");
+    if name.len() > MAX_STREAM_NAME {
+        return Err(SessionError::Protocol(format!(
+            "{command} stream name of {} bytes (limit {MAX_STREAM_NAME})",
+            name.len()
+        )));
+    }
+    Ok(name)
 }
 
 pub(super) fn status_object(

@@ -1420,3 +1420,113 @@ fn errors_name_where_they_failed() {
         .to_string()
         .starts_with("chunk stream: chunk size 0 out of range"));
 }
+
+#[test]
+fn long_connect_strings_are_refused_naming_the_field() {
+    let at_limit = "x".repeat(MAX_CONNECT_STRING);
+    for field in ["app", "tcUrl", "flashVer", "swfUrl", "pageUrl"] {
+        let mut server = handshaken_server();
+        let object = Amf0Value::Object(vec![
+            ("app".into(), text("live")),
+            (field.into(), text(&at_limit)),
+        ]);
+        server
+            .handle_input(&command(0, "connect", 1.0, object, &[]))
+            .unwrap_or_else(|e| panic!("{field} at the limit: {e}"));
+
+        let mut server = handshaken_server();
+        let object = Amf0Value::Object(vec![
+            ("app".into(), text("live")),
+            (field.into(), text(&format!("{at_limit}y"))),
+        ]);
+        let err = server
+            .handle_input(&command(0, "connect", 1.0, object, &[]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SessionError::Protocol(format!(
+                "connect field {field:?} of {} bytes (limit {MAX_CONNECT_STRING})",
+                MAX_CONNECT_STRING + 1
+            ))
+        );
+        assert!(drain_events(&mut server).is_empty());
+    }
+}
+
+#[test]
+fn long_stream_names_are_refused() {
+    for cmd in ["publish", "play"] {
+        let mut server = handshaken_server();
+        let mut input = connect_command("live");
+        input.extend_from_slice(&command(0, "createStream", 2.0, Amf0Value::Null, &[]));
+        server.handle_input(&input).unwrap();
+        drain_events(&mut server);
+        let name = format!("k?token={}", "a".repeat(MAX_STREAM_NAME));
+        let err = server
+            .handle_input(&command(1, cmd, 0.0, Amf0Value::Null, &[text(&name)]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SessionError::Protocol(format!(
+                "{cmd} stream name of {} bytes (limit {MAX_STREAM_NAME})",
+                name.len()
+            ))
+        );
+        assert!(drain_events(&mut server).is_empty());
+    }
+}
+
+#[test]
+fn publish_unpublish_churn_is_bounded() {
+    let mut server = handshaken_server();
+    let mut input = connect_command("live");
+    input.extend_from_slice(&command(0, "createStream", 2.0, Amf0Value::Null, &[]));
+    server.handle_input(&input).unwrap();
+    drain_events(&mut server);
+    let publish = command(1, "publish", 0.0, Amf0Value::Null, &[text("k")]);
+    let unpublish = command(0, "FCUnpublish", 0.0, Amf0Value::Null, &[text("k")]);
+    for _ in 0..MAX_PUBLISH_ATTEMPTS {
+        server.handle_input(&publish).unwrap();
+        assert!(matches!(
+            drain_events(&mut server)[..],
+            [ServerEvent::Publish { stream_id: 1, .. }]
+        ));
+        server.accept_publish(1);
+        server.handle_input(&unpublish).unwrap();
+        assert_eq!(
+            drain_events(&mut server),
+            [ServerEvent::Unpublish { stream_id: 1 }]
+        );
+    }
+    let err = server.handle_input(&publish).unwrap_err();
+    assert_eq!(
+        err,
+        SessionError::Protocol(format!(
+            "more than {MAX_PUBLISH_ATTEMPTS} publish requests on one connection"
+        ))
+    );
+    assert!(drain_events(&mut server).is_empty());
+}
+
+#[test]
+fn play_churn_is_bounded() {
+    let mut server = handshaken_server();
+    let mut input = connect_command("live");
+    input.extend_from_slice(&command(0, "createStream", 2.0, Amf0Value::Null, &[]));
+    server.handle_input(&input).unwrap();
+    drain_events(&mut server);
+    let play = command(1, "play", 0.0, Amf0Value::Null, &[text("k")]);
+    for _ in 0..MAX_PLAY_ATTEMPTS {
+        server.handle_input(&play).unwrap();
+        drain_events(&mut server);
+        server.accept_play(1, "k", true);
+        drain_events(&mut server);
+    }
+    let err = server.handle_input(&play).unwrap_err();
+    assert_eq!(
+        err,
+        SessionError::Protocol(format!(
+            "more than {MAX_PLAY_ATTEMPTS} play requests on one connection"
+        ))
+    );
+}
