@@ -222,6 +222,10 @@ pub struct RecordConfig {
     pub auto_mp4_apps: Vec<String>,
     pub auto_hls_apps: Vec<String>,
     pub serve_http: bool,
+    pub fsync_interval_ms: u64,
+    pub delete_after_s: u64,
+    pub max_disk_bytes: u64,
+    pub finish_grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -537,6 +541,18 @@ impl Config {
             })?;
         }
         range("record.fragment_ms", self.record.fragment_ms, 100, 10_000)?;
+        range(
+            "record.fsync_interval_ms",
+            self.record.fsync_interval_ms,
+            0,
+            3_600_000,
+        )?;
+        range(
+            "record.finish_grace_ms",
+            self.record.finish_grace_ms,
+            0,
+            600_000,
+        )?;
         for (key, v) in [
             ("rtmp.tls_listen", &self.rtmp.tls_listen),
             ("http.tls_listen", &self.http.tls_listen),
