@@ -185,7 +185,7 @@ pub(crate) async fn run(
 fn pause(ctx: &TaskContext, paused: &mut Option<Paused>, file: Option<OpenFile>, e: &std::io::Error) {
     let w = paused.get_or_insert_with(|| {
         tracing::error!(stream = %ctx.key, error = %e,
-            "MP4 recording paused by a write error (recording stopped by a write error); it resumes into a new file once writing works again");
+            "MP4 recording paused by a write error; it resumes into a new file once writing works again");
         crate::metrics::recording_write_failed(RecordKind::Mp4.label());
         ctx.set_error(RecordKind::Mp4, Some(e.to_string()));
         Paused {

@@ -91,6 +91,12 @@ pub(crate) fn repair_file(path: &Path) -> std::io::Result<Outcome> {
         .write(true)
         .open(path)?;
     let len = f.metadata()?.len();
+    if len == 0 {
+        // A file whose first write failed (a full disk): nothing in it.
+        drop(f);
+        std::fs::remove_file(path)?;
+        return Ok(Outcome::Removed);
+    }
     let mut walk = Mp4Repair::new(len);
     let mut buf = Vec::new();
     while let RepairStep::Read { offset, len } = walk.step() {
