@@ -229,3 +229,42 @@ fn a_recording_stopped_by_a_full_disk_resumes_into_a_new_file_when_space_returns
     assert_eq!(metric(&server, "ferrocast_recordings_failed_total{type=\"mp4\"}"), 1.0);
     assert_eq!(metric(&server, "ferrocast_recordings_resumed_total{type=\"mp4\"}"), 1.0);
 }
+
+#[test]
+fn retention_deletes_finished_recordings_never_the_one_being_written() {
+    // Every finished file is over the 1-byte cap; passes every 2 s.
+    let server = Server::start(
+        "safe_retention",
+        &config("[record]\ndelete_after_s = 4\nmax_disk_bytes = 1\n"),
+    );
+    let _publisher = publish(&server, "pub", "cam", 40);
+    wait_online_with(&server, SECRET, "cam");
+    let root = server.dir.join("data/record");
+    let v = api(&server, "startRecord", &q("cam", "&type=1"));
+    assert_eq!(api_code(&v), 0, "{v}");
+    // Over the cap for several passes, but being written: kept.
+    std::thread::sleep(Duration::from_secs(5));
+    let first = mp4_files(&root);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(!server.log().contains("deleted by retention"));
+    let v = api(&server, "stopRecord", &q("cam", "&type=1"));
+    assert_eq!(api_code(&v), 0, "{v}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let v = api(&server, "startRecord", &q("cam", "&type=1"));
+    assert_eq!(api_code(&v), 0, "{v}");
+    // Finished: the next pass deletes it; the new recording goes on.
+    let line = server.wait_for_log(&["deleted by retention"], Duration::from_secs(6));
+    assert!(line.contains(first[0].to_str().unwrap()), "{line}");
+    assert!(!first[0].exists());
+    std::thread::sleep(Duration::from_secs(3));
+    let now = mp4_files(&root);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now[0], first[0]);
+    let v = api(&server, "stopRecord", &q("cam", "&type=1"));
+    assert_eq!(api_code(&v), 0, "{v}");
+    assert_eq!(
+        server.log().matches("deleted by retention").count(),
+        1,
+        "only the finished file"
+    );
+}
