@@ -64,7 +64,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = repair(&file) {
         assert!(r.truncate_to <= file.len() as u64);
         for (at, _) in &r.patches {
-            assert!(at + 4 <= r.truncate_to, "patch at {at} past {}", r.truncate_to);
+            assert!(
+                at + 4 <= r.truncate_to,
+                "patch at {at} past {}",
+                r.truncate_to
+            );
         }
         assert_eq!(r.samples == 0, r.trailer.is_empty());
     }

@@ -102,11 +102,11 @@
 use bytes::{Bytes, BytesMut};
 use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor, SLConfig};
 use mp4_atom::{
-    Atom, Audio, Avc1, Avcc, AvccExt, Co64, Codec, Ctts, CttsEntry, Decode, Dinf, Dref, DrefEntry, Edts,
-    Elst, ElstEntry, Encode, Esds, FixedPoint, FourCC, Ftyp, Hdlr, Header, Hvc1, HvcCArray, Hvcc,
-    Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, StscEntry, Stsd,
-    Stss, Stsz, StszSamples, Stts, SttsEntry, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry,
-    TrunSamples, Url, Visual, Vmhd,
+    Atom, Audio, Avc1, Avcc, AvccExt, Co64, Codec, Ctts, CttsEntry, Decode, Dinf, Dref, DrefEntry,
+    Edts, Elst, ElstEntry, Encode, Esds, FixedPoint, FourCC, Ftyp, Hdlr, Header, Hvc1, HvcCArray,
+    Hvcc, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, StscEntry,
+    Stsd, Stss, Stsz, StszSamples, Stts, SttsEntry, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
+    TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
 use thiserror::Error;
 
@@ -712,7 +712,8 @@ impl Mp4Recorder {
     /// Whether the file is within [`SAMPLE_LIMIT_MARGIN`] of its sample limit: the
     /// caller should rotate at the next keyframe.
     pub fn near_sample_limit(&self) -> bool {
-        self.sample_count.saturating_add(SAMPLE_LIMIT_MARGIN.min(self.max_samples / 2))
+        self.sample_count
+            .saturating_add(SAMPLE_LIMIT_MARGIN.min(self.max_samples / 2))
             >= self.max_samples
     }
 
@@ -1062,7 +1063,10 @@ enum RepairState {
     /// Expecting the header of the top-level box at `pos`.
     Header,
     /// Expecting the whole box at `pos` (`ftyp` checked, `moov` or `moof`).
-    Body { size: u64, kind: [u8; 4] },
+    Body {
+        size: u64,
+        kind: [u8; 4],
+    },
     Done,
 }
 
@@ -1230,10 +1234,7 @@ impl Mp4Repair {
             {
                 continue;
             }
-            let size = (
-                trak.tkhd.width.integer(),
-                trak.tkhd.height.integer(),
-            );
+            let size = (trak.tkhd.width.integer(), trak.tkhd.height.integer());
             self.tracks
                 .push(Track::new(kind, id, timescale, entry.clone(), size));
         }
@@ -1252,7 +1253,10 @@ impl Mp4Repair {
         let mut runs = Vec::new();
         let mut count = self.samples;
         for traf in &moof.traf {
-            let index = self.tracks.iter().position(|t| t.id == traf.tfhd.track_id)?;
+            let index = self
+                .tracks
+                .iter()
+                .position(|t| t.id == traf.tfhd.track_id)?;
             let base = traf.tfhd.base_data_offset.unwrap_or(self.pos);
             let decode_time = traf.tfdt.as_ref().map(|t| t.base_media_decode_time);
             let video = self.tracks[index].kind == TrackKind::Video;
@@ -1260,7 +1264,9 @@ impl Mp4Repair {
                 let offset = base.checked_add_signed(i64::from(trun.data_offset?))?;
                 let mut records = Vec::new();
                 for (i, e) in trun.samples.iter().enumerate() {
-                    count = count.checked_add(1).filter(|c| *c <= MAX_SAMPLES_PER_FILE)?;
+                    count = count
+                        .checked_add(1)
+                        .filter(|c| *c <= MAX_SAMPLES_PER_FILE)?;
                     let size = e.size.or(traf.tfhd.default_sample_size)?;
                     if size as usize > MAX_SAMPLE_SIZE {
                         return None;
@@ -1268,7 +1274,11 @@ impl Mp4Repair {
                     let duration = e.duration.or(traf.tfhd.default_sample_duration)?;
                     let flags = e
                         .flags
-                        .or(if i == 0 { None } else { traf.tfhd.default_sample_flags })
+                        .or(if i == 0 {
+                            None
+                        } else {
+                            traf.tfhd.default_sample_flags
+                        })
                         .or(traf.tfhd.default_sample_flags)
                         .unwrap_or(FLAGS_SYNC);
                     let sync = !video || flags & 0x0001_0000 == 0;
@@ -1357,7 +1367,9 @@ impl Mp4Repair {
 pub fn repair(file: &[u8]) -> Result<Repaired, Mp4Error> {
     let mut r = Mp4Repair::new(file.len() as u64);
     while let RepairStep::Read { offset, len } = r.step() {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(file.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(file.len());
         let end = start.saturating_add(len).min(file.len());
         r.feed(&file[start..end]);
     }
@@ -2334,9 +2346,7 @@ mod tests {
                     .into_iter()
                     .enumerate()
                     .map(|(i, s)| {
-                        let is_sync = sync
-                            .as_ref()
-                            .is_none_or(|v| v.contains(&(i as u32 + 1)));
+                        let is_sync = sync.as_ref().is_none_or(|v| v.contains(&(i as u32 + 1)));
                         (s.to_vec(), durations.next().unwrap(), is_sync)
                     })
                     .collect()
@@ -2380,7 +2390,10 @@ mod tests {
         for (a, b) in fin_moov.trak.iter().zip(&rep_moov.trak) {
             assert_eq!(a.tkhd.track_id, b.tkhd.track_id);
             assert_eq!(a.mdia.minf.stbl.stsd, b.mdia.minf.stbl.stsd);
-            assert_eq!(a.edts, b.edts, "audio that starts late keeps its empty edit");
+            assert_eq!(
+                a.edts, b.edts,
+                "audio that starts late keeps its empty edit"
+            );
         }
 
         // A crash after the trailer and before the patches: repaired again, the same.
@@ -2413,10 +2426,7 @@ mod tests {
             assert_eq!(r.is_ok(), end >= header_len, "prefix {end}");
         }
         // A finished (progressive) file is not a recording to repair.
-        assert!(matches!(
-            repair(&finished),
-            Err(Mp4Error::NotRepairable(_))
-        ));
+        assert!(matches!(repair(&finished), Err(Mp4Error::NotRepairable(_))));
     }
 
     fn first_byte() -> impl proptest::strategy::Strategy<Value = u8> {

@@ -20,11 +20,41 @@ fn publish(server: &Server, label: &str, name: &str, seconds: u32) -> Proc {
     let url = server.url(name);
     let secs = seconds.to_string();
     let args = [
-        "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-        "testsrc2=size=320x240:rate=25", "-re", "-f", "lavfi", "-i",
-        "sine=frequency=440:sample_rate=44100", "-t", &secs, "-c:v", "libx264", "-preset",
-        "ultrafast", "-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-pix_fmt",
-        "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", &url,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        &secs,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "10",
+        "-keyint_min",
+        "10",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "flv",
+        &url,
     ];
     Proc::spawn(label, "ffmpeg", &args, &server.dir.path)
 }
@@ -145,7 +175,10 @@ struct Unmount(PathBuf);
 
 impl Drop for Unmount {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }
 
@@ -180,13 +213,19 @@ fn a_recording_stopped_by_a_full_disk_resumes_into_a_new_file_when_space_returns
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("SKIPPED: mounting a tmpfs needs root (the prlimit test in record_e2e covers EFBIG)");
+        eprintln!(
+            "SKIPPED: mounting a tmpfs needs root (the prlimit test in record_e2e covers EFBIG)"
+        );
         return;
     }
     let _unmount = Unmount(small.clone());
     let _publisher = publish(&server, "pub", "cam", 50);
     wait_online_with(&server, SECRET, "cam");
-    let v = api(&server, "startRecord", &q("cam", "&type=1&customized_path=small"));
+    let v = api(
+        &server,
+        "startRecord",
+        &q("cam", "&type=1&customized_path=small"),
+    );
     assert_eq!(api_code(&v), 0, "{v}");
     // Recording for a while, then the disk is full.
     let t = Instant::now();
@@ -199,7 +238,10 @@ fn a_recording_stopped_by_a_full_disk_resumes_into_a_new_file_when_space_returns
         std::thread::sleep(Duration::from_millis(100));
     }
     let filler = fill(&small);
-    server.wait_for_log(&["MP4 recording paused by a write error"], Duration::from_secs(10));
+    server.wait_for_log(
+        &["MP4 recording paused by a write error"],
+        Duration::from_secs(10),
+    );
     let v = api(&server, "isRecording", &q("cam", "&type=1"));
     assert_eq!(v["status"], true, "{v}");
     let err = v["error"].as_str().unwrap_or_default().to_lowercase();
@@ -217,17 +259,30 @@ fn a_recording_stopped_by_a_full_disk_resumes_into_a_new_file_when_space_returns
     let line = server.wait_for_log(&["resumed into a new file"], Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(4));
     let v = api(&server, "isRecording", &q("cam", "&type=1"));
-    assert!(v.get("error").is_none(), "the error is cleared on resume: {v}");
+    assert!(
+        v.get("error").is_none(),
+        "the error is cleared on resume: {v}"
+    );
     let v = api(&server, "stopRecord", &q("cam", "&type=1"));
     assert_eq!(api_code(&v), 0, "{v}");
     let files = mp4_files(&small);
-    assert_eq!(files.len(), 2, "the cut file and the new one, no empty attempts: {files:?}");
+    assert_eq!(
+        files.len(),
+        2,
+        "the cut file and the new one, no empty attempts: {files:?}"
+    );
     assert!(line.contains(files[1].to_str().unwrap()), "{line}");
     // The file cut by the full disk was finished once space came back.
     assert_finished_and_plays(&files[0], 1.0);
     assert_finished_and_plays(&files[1], 3.0);
-    assert_eq!(metric(&server, "ferrocast_recordings_failed_total{type=\"mp4\"}"), 1.0);
-    assert_eq!(metric(&server, "ferrocast_recordings_resumed_total{type=\"mp4\"}"), 1.0);
+    assert_eq!(
+        metric(&server, "ferrocast_recordings_failed_total{type=\"mp4\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&server, "ferrocast_recordings_resumed_total{type=\"mp4\"}"),
+        1.0
+    );
 }
 
 #[test]

@@ -228,11 +228,7 @@ pub(crate) async fn run(
 }
 
 /// Ends a recording directory: the open segment, the final playlist, the event.
-async fn end(
-    ctx: &TaskContext,
-    mut s: State,
-    result: std::io::Result<()>,
-) -> std::io::Result<()> {
+async fn end(ctx: &TaskContext, mut s: State, result: std::io::Result<()>) -> std::io::Result<()> {
     let end = match &result {
         Ok(()) => {
             // Closes the open segment (its last frame counted one frame interval).
@@ -320,7 +316,8 @@ mod tests {
         let key = StreamKey::new(None, "live", name);
         let publisher = hub.publish(key.clone(), origin).unwrap();
         let sub = hub.subscribe_internal(publisher.stream()).unwrap();
-        let root = std::env::temp_dir().join(format!("ferrocast-hlsrec-{name}-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("ferrocast-hlsrec-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let ctx = TaskContext {
             key,

@@ -471,7 +471,10 @@ impl Recorder {
             .await
             .unwrap_or_default();
         if !files.is_empty() {
-            tracing::info!(count = files.len(), "MP4 recordings interrupted by a crash: finishing them");
+            tracing::info!(
+                count = files.len(),
+                "MP4 recordings interrupted by a crash: finishing them"
+            );
             tokio::task::spawn_blocking(move || repair::repair_all(files));
         }
         let inner = Arc::downgrade(&self.inner);
@@ -490,9 +493,15 @@ impl Recorder {
                         Some(i) => i.open_files.clone(),
                         None => return,
                     };
-                    let _ = tokio::task::spawn_blocking(move || retention::pass(&root, &open, r)).await;
+                    let _ =
+                        tokio::task::spawn_blocking(move || retention::pass(&root, &open, r)).await;
                 }
-                tokio::time::sleep(if r.enabled() { r.interval() } else { Duration::from_secs(10) }).await;
+                tokio::time::sleep(if r.enabled() {
+                    r.interval()
+                } else {
+                    Duration::from_secs(10)
+                })
+                .await;
             }
         });
     }

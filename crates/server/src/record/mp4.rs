@@ -144,8 +144,7 @@ pub(crate) async fn run(
                 continue;
             }
             let mut written = f.sink.append(pieces).await;
-            if written.is_ok() && !fsync_every.is_zero() && f.last_sync.elapsed() >= fsync_every
-            {
+            if written.is_ok() && !fsync_every.is_zero() && f.last_sync.elapsed() >= fsync_every {
                 f.last_sync = Instant::now();
                 written = f.sink.sync().await;
             }
@@ -182,7 +181,12 @@ pub(crate) async fn run(
 
 /// A write error: the file (cut back to its last whole fragment) is set aside to be
 /// finished later, and the recording waits [`RESUME_RETRY`] before a new file.
-fn pause(ctx: &TaskContext, paused: &mut Option<Paused>, file: Option<OpenFile>, e: &std::io::Error) {
+fn pause(
+    ctx: &TaskContext,
+    paused: &mut Option<Paused>,
+    file: Option<OpenFile>,
+    e: &std::io::Error,
+) {
     let w = paused.get_or_insert_with(|| {
         tracing::error!(stream = %ctx.key, error = %e,
             "MP4 recording paused by a write error; it resumes into a new file once writing works again");

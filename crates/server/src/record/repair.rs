@@ -166,8 +166,12 @@ mod tests {
         let mut out = Vec::new();
         while let Some((tag, next)) = ferrocast_proto::flv::read_tag(&flv, offset).unwrap() {
             match tag.tag_type {
-                ferrocast_proto::flv::TAG_VIDEO => rec.write_video(tag.timestamp, &tag.body, &mut out),
-                ferrocast_proto::flv::TAG_AUDIO => rec.write_audio(tag.timestamp, &tag.body, &mut out),
+                ferrocast_proto::flv::TAG_VIDEO => {
+                    rec.write_video(tag.timestamp, &tag.body, &mut out)
+                }
+                ferrocast_proto::flv::TAG_AUDIO => {
+                    rec.write_audio(tag.timestamp, &tag.body, &mut out)
+                }
                 _ => Ok(()),
             }
             .unwrap();
@@ -190,7 +194,10 @@ mod tests {
         std::fs::write(&empty, &cut[..header_len]).unwrap();
         std::fs::write(day.join("notes.txt"), b"ftyp").unwrap();
 
-        assert_eq!(find_interrupted(&dir), vec![unfinished.clone(), empty.clone()]);
+        assert_eq!(
+            find_interrupted(&dir),
+            vec![unfinished.clone(), empty.clone()]
+        );
         assert!(matches!(
             repair_file(&unfinished).unwrap(),
             Outcome::Repaired { samples, duration_ms } if samples > 0 && duration_ms > 0

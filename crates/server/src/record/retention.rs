@@ -157,14 +157,20 @@ mod tests {
             delete_after_s: 150,
             max_disk_bytes: 0,
         };
-        assert_eq!(choose(files.clone(), now, by_age), ["a", "b"].map(PathBuf::from));
+        assert_eq!(
+            choose(files.clone(), now, by_age),
+            ["a", "b"].map(PathBuf::from)
+        );
         // 400 bytes, 250 allowed: the two oldest finished ones (the busy one counts
         // but stays).
         let by_size = Retention {
             delete_after_s: 0,
             max_disk_bytes: 250,
         };
-        assert_eq!(choose(files.clone(), now, by_size), ["a", "b"].map(PathBuf::from));
+        assert_eq!(
+            choose(files.clone(), now, by_size),
+            ["a", "b"].map(PathBuf::from)
+        );
         let fits = Retention {
             delete_after_s: 0,
             max_disk_bytes: 400,
