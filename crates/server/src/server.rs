@@ -81,7 +81,9 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         record::RecordSettings::from_config(&config),
         Some(hooks.clone()),
     );
-    recorder.start_maintenance().await;
+    // Listed before anything can start a recording; finished once the metrics
+    // recorder is installed (below), so the repairs are counted.
+    let interrupted = recorder.start_maintenance().await;
     recorder.attach();
     let proxies = proxy::manager::ProxyManager::new(
         hub.clone(),
@@ -147,6 +149,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
             })
         },
     };
+    recorder.repair_interrupted(interrupted);
     let api_state = api::ApiState::new(
         api::Services {
             hub: hub.clone(),

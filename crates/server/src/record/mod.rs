@@ -462,23 +462,17 @@ impl Recorder {
     }
 
     /// At start-up, before any recording starts: lists the MP4 recordings a crash
-    /// left unfinished and finishes them in the background ([`repair`]), and starts
-    /// the retention task ([`retention`]).
-    pub(crate) async fn start_maintenance(&self) {
+    /// left unfinished (to hand to [`Recorder::repair_interrupted`]) and starts the
+    /// retention task ([`retention`]).
+    pub(crate) async fn start_maintenance(&self) -> Vec<PathBuf> {
         let root = self.settings().root;
-        let r = root.clone();
-        let files = tokio::task::spawn_blocking(move || repair::find_interrupted(&r))
+        let files = tokio::task::spawn_blocking(move || repair::find_interrupted(&root))
             .await
             .unwrap_or_default();
-        if !files.is_empty() {
-            tracing::info!(
-                count = files.len(),
-                "MP4 recordings interrupted by a crash: finishing them"
-            );
-            tokio::task::spawn_blocking(move || repair::repair_all(files));
-        }
         let inner = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
+            // The first pass once start-up is over (the metrics recorder installed).
+            tokio::time::sleep(Duration::from_secs(1)).await;
             loop {
                 let (root, r) = {
                     let Some(inner) = inner.upgrade() else { return };
@@ -504,6 +498,19 @@ impl Recorder {
                 .await;
             }
         });
+        files
+    }
+
+    /// Finishes the files [`Recorder::start_maintenance`] found, in the background
+    /// ([`repair`]).
+    pub(crate) fn repair_interrupted(&self, files: Vec<PathBuf>) {
+        if !files.is_empty() {
+            tracing::info!(
+                count = files.len(),
+                "MP4 recordings interrupted by a crash: finishing them"
+            );
+            tokio::task::spawn_blocking(move || repair::repair_all(files));
+        }
     }
 
     pub(crate) fn in_progress(&self) -> usize {
