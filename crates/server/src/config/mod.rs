@@ -777,6 +777,21 @@ mod tests {
     }
 
     #[test]
+    fn record_durability_keys() {
+        let c = Config::default();
+        assert_eq!(c.record.fsync_interval_ms, 1000);
+        assert_eq!(c.record.finish_grace_ms, 3000);
+        assert_eq!((c.record.delete_after_s, c.record.max_disk_bytes), (0, 0));
+        let e = load_str("[record]\nfinish_grace_ms = 3600000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("record.finish_grace_ms"), "{e}");
+        let c = load_str("[record]\ndelete_after_s = 86400\nmax_disk_bytes = 1000000\n").unwrap();
+        assert_eq!(c.record.delete_after_s, 86400);
+        assert_eq!(c.record.max_disk_bytes, 1_000_000);
+    }
+
+    #[test]
     fn access_policies_are_checked() {
         let e = load_str("[auth]\nplay = \"signed\"\n")
             .unwrap_err()

@@ -14,8 +14,16 @@
 //!   (VOD). The cut rules and the playlist text are `ferrocast_proto::hls`'s, the
 //!   same as the live muxer's; the recorder only writes files.
 //!
-//! A write error (a full disk) stops that recording with one logged error and a
-//! state the API shows ([`Recorder::last_error`]); nothing else is disturbed.
+//! A write error (a full disk) pauses an MP4 recording until a new file can be
+//! written ([`mp4`], "A write error") and stops an HLS one; either way with one
+//! logged error and a state the API shows ([`Recorder::last_error`]); nothing else
+//! is disturbed.
+//!
+//! * Crashes ([`repair`]): at start-up the MP4 files a crash left unfinished are
+//!   found by their first bytes and finished in place in the background.
+//! * Retention ([`retention`]): a periodic task deletes the oldest finished MP4
+//!   files (`record.delete_after_s`, `record.max_disk_bytes`), never one that is
+//!   being written ([`OpenFiles`]).
 //!
 //! Every file started and finished is described by a [`RecordEvent`] and logged in
 //! one place ([`TaskContext::emit`]), which also sends the on_record_mp4 (a finished
