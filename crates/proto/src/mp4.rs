@@ -21,8 +21,8 @@
 //! One caveat, measured with ffmpeg 5.1: it reads every `moof` when it opens a
 //! seekable file, and a file that ends inside a `trun` does not open at all. The
 //! `moof` is a small part of a fragment (about 1% at 2 Mbit/s) and goes out in one
-//! vectored write with its samples; a recovery step that truncates a file to the end
-//! of its last complete `mdat` (walking the top-level box headers) removes the case.
+//! vectored write with its samples; the repair below cuts a file to the end of its
+//! last complete `mdat`, which removes the case.
 //!
 //! # Finishing in place
 //! [`Mp4Recorder::finish`] flushes the last fragment and returns a [`Finish`]: a
@@ -57,6 +57,18 @@
 //!   [`Mp4Error::Finished`], and [`Mp4Error::Encode`] (a bug, not bad input: the
 //!   sample was taken and its fragment is retried on the next cut).
 //!
+//! # Repair after a crash
+//! [`Mp4Repair`] (and [`repair`] over bytes in memory) finishes a file the recorder
+//! never finished: it walks the top-level boxes, takes the track descriptions from
+//! the fragmented `moov` and the samples from every `moof` whose `mdat` is complete,
+//! and returns the same kind of trailer and patches as [`Mp4Recorder::finish`],
+//! plus the length to cut a torn last fragment at. The result is the file a clean
+//! stop would have written, minus the samples that had not reached the disk.
+//! [`needs_repair`] recognises such a file from its first bytes: a finished file
+//! has `free` where an unfinished one has its fragmented `moov`. Sans-IO like the
+//! recorder (the caller reads what it asks for): only box headers, the `moov` and
+//! one `moof` at a time are read, never the media, and any bytes are accepted.
+//!
 //! # Rules
 //! * The header (`ftyp` + `moov`) is written on the first video keyframe when video is
 //!   expected, with the tracks whose configuration is known then (video first, track
@@ -90,11 +102,11 @@
 use bytes::{Bytes, BytesMut};
 use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor, SLConfig};
 use mp4_atom::{
-    Atom, Audio, Avc1, Avcc, AvccExt, Co64, Codec, Ctts, CttsEntry, Dinf, Dref, DrefEntry, Edts,
-    Elst, ElstEntry, Encode, Esds, FixedPoint, FourCC, Ftyp, Hdlr, Header, Hvc1, HvcCArray, Hvcc,
-    Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, StscEntry, Stsd,
-    Stss, Stsz, StszSamples, Stts, SttsEntry, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry,
-    TrunSamples, Url, Visual, Vmhd,
+    Atom, Audio, Avc1, Avcc, AvccExt, Co64, Codec, Ctts, CttsEntry, Decode, Dinf, Dref, DrefEntry,
+    Edts, Elst, ElstEntry, Encode, Esds, FixedPoint, FourCC, Ftyp, Hdlr, Header, Hvc1, HvcCArray,
+    Hvcc, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, StscEntry,
+    Stsd, Stss, Stsz, StszSamples, Stts, SttsEntry, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
+    TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
 use thiserror::Error;
 
@@ -114,6 +126,12 @@ pub const MAX_SAMPLE_SIZE: usize = 16 * 1024 * 1024;
 /// with 44.1 kHz AAC. It bounds the sample table (12 bytes a sample) and keeps the
 /// final `moov` far below the 4 GiB a 32-bit box size allows. Rotate before.
 pub const MAX_SAMPLES_PER_FILE: u32 = 4_000_000;
+
+/// [`Mp4Recorder::near_sample_limit`] says "rotate at the next keyframe" this many
+/// samples before [`MAX_SAMPLES_PER_FILE`]: room for a GOP of any sane length (25
+/// minutes of 25 fps video with 44.1 kHz AAC), so that the rotation starts the next
+/// file on a keyframe and no frame is dropped.
+pub const SAMPLE_LIMIT_MARGIN: u32 = 100_000;
 
 /// A fragment is cut once its samples reach this many bytes, whatever their
 /// duration: frames with a stalled clock would otherwise pile up in memory. With
@@ -178,6 +196,9 @@ pub enum Mp4Error {
     Encode(String),
     #[error("recorder already finished")]
     Finished,
+    /// [`Mp4Repair`]: the file is not a fragmented recording.
+    #[error("cannot repair: {0}")]
+    NotRepairable(String),
 }
 
 /// What [`Mp4Recorder::finish`] hands back to complete the file in place.
@@ -688,6 +709,14 @@ impl Mp4Recorder {
             .unwrap_or(0)
     }
 
+    /// Whether the file is within [`SAMPLE_LIMIT_MARGIN`] of its sample limit: the
+    /// caller should rotate at the next keyframe.
+    pub fn near_sample_limit(&self) -> bool {
+        self.sample_count
+            .saturating_add(SAMPLE_LIMIT_MARGIN.min(self.max_samples / 2))
+            >= self.max_samples
+    }
+
     /// Whether the header has been written (the file has content).
     pub fn started(&self) -> bool {
         self.started
@@ -826,39 +855,7 @@ impl Mp4Recorder {
 
     /// The `moov`: fragmented header (empty tables, `mvex`) or the final one.
     fn moov(&self, complete: bool) -> (Moov, u64) {
-        let mut duration_ms = 0;
-        let mut traks = Vec::with_capacity(self.tracks.len());
-        for track in &self.tracks {
-            let (trak, ms) = track.trak(complete);
-            duration_ms = duration_ms.max(ms);
-            traks.push(trak);
-        }
-        let mvex = (!complete).then(|| Mvex {
-            mehd: None,
-            trex: self
-                .tracks
-                .iter()
-                .map(|t| Trex {
-                    track_id: t.id,
-                    default_sample_description_index: 1,
-                    ..Default::default()
-                })
-                .collect(),
-        });
-        let moov = Moov {
-            mvhd: Mvhd {
-                timescale: MOVIE_TIMESCALE,
-                duration: duration_ms,
-                rate: FixedPoint::from(1),
-                volume: FixedPoint::from(1),
-                next_track_id: self.tracks.len() as u32 + 1,
-                ..Default::default()
-            },
-            mvex,
-            trak: traks,
-            ..Default::default()
-        };
-        (moov, duration_ms)
+        build_moov(&self.tracks, complete)
     }
 
     fn push_sample(
@@ -997,6 +994,422 @@ impl Mp4Recorder {
         self.sequence_number = self.sequence_number.wrapping_add(1);
         Ok(())
     }
+}
+
+/// Largest `moov` or `moof` [`Mp4Repair`] reads into memory. Ours are far smaller:
+/// a fragmented `moov` is a few hundred bytes, a `moof` at most
+/// [`MAX_FRAGMENT_SAMPLES`] x 16 bytes per track.
+pub const MAX_REPAIR_BOX: u64 = 4 * 1024 * 1024;
+
+/// The header of a file that [`Mp4Repair`] can finish: `ftyp` then a `moov` (an
+/// interrupted recording, whose header is still fragmented). A finished recording
+/// has a `free` there. `head` is the first bytes of the file (64 are plenty).
+pub fn needs_repair(head: &[u8]) -> bool {
+    let Some((size, _, kind)) = box_header(head) else {
+        return false;
+    };
+    if &kind != b"ftyp" {
+        return false;
+    }
+    let Some(rest) = usize::try_from(size).ok().and_then(|s| head.get(s..)) else {
+        return false;
+    };
+    matches!(box_header(rest), Some((_, _, k)) if &k == b"moov")
+}
+
+/// `(total size, header length, type)` of the box at the start of `b`. A size of 0
+/// ("to the end of the file") is `u64::MAX`.
+fn box_header(b: &[u8]) -> Option<(u64, u64, [u8; 4])> {
+    let size = u32::from_be_bytes(b.get(0..4)?.try_into().ok()?);
+    let kind: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+    match size {
+        0 => Some((u64::MAX, 8, kind)),
+        1 => {
+            let large = u64::from_be_bytes(b.get(8..16)?.try_into().ok()?);
+            (large >= 16).then_some((large, 16, kind))
+        }
+        s if s >= 8 => Some((u64::from(s), 8, kind)),
+        _ => None,
+    }
+}
+
+/// What [`Mp4Repair`] wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairStep {
+    /// Read `len` bytes at `offset` (fewer if the file ends) and pass them to
+    /// [`Mp4Repair::feed`].
+    Read { offset: u64, len: usize },
+    /// The walk is over: call [`Mp4Repair::finish`].
+    Done,
+}
+
+/// How to finish an interrupted recording in place: cut the file to
+/// `truncate_to`, append `trailer`, make it durable, then apply `patches` (the
+/// first one, the fragmented `moov` retyped `free`, is what makes the file no
+/// longer [`needs_repair`]; a crash before it leaves a file that is repaired again
+/// to the same result).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repaired {
+    pub truncate_to: u64,
+    pub trailer: Bytes,
+    pub patches: Vec<(u64, [u8; 4])>,
+    pub duration_ms: u64,
+    /// Samples indexed, all tracks. 0: no fragment survived, the file holds no media.
+    pub samples: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RepairState {
+    /// Expecting the header of the top-level box at `pos`.
+    Header,
+    /// Expecting the whole box at `pos` (`ftyp` checked, `moov` or `moof`).
+    Body {
+        size: u64,
+        kind: [u8; 4],
+    },
+    Done,
+}
+
+/// A fragment read but not yet backed by its `mdat`: per track, its runs.
+#[derive(Debug)]
+struct PendingFragment {
+    moof_pos: u64,
+    runs: Vec<(usize, u64, Option<u64>, Vec<SampleRecord>)>,
+}
+
+/// Finishes a recording cut by a crash (`kill -9`, power loss, a full disk): walks
+/// the top-level boxes of the fragmented file, rebuilds the sample table from its
+/// `moov` and every complete `moof` + `mdat`, and gives back what
+/// [`Mp4Recorder::finish`] would have (a trailer and patches), plus where to cut a
+/// torn last fragment. Sans-IO: the caller reads what [`Mp4Repair::step`] asks
+/// for. Any bytes are accepted: a box that does not parse ends the walk there (what
+/// came before is kept); only a file that is not a fragmented recording at all is
+/// an `Err` from [`Mp4Repair::finish`]. Memory: one `moof` at a time plus 12 bytes
+/// a sample, capped at [`MAX_SAMPLES_PER_FILE`].
+#[derive(Debug)]
+pub struct Mp4Repair {
+    file_len: u64,
+    pos: u64,
+    state: RepairState,
+    tracks: Vec<Track>,
+    header_seen: bool,
+    /// End of the last complete part (the header, then each fragment).
+    end: u64,
+    pending: Option<PendingFragment>,
+    patches: Vec<(u64, [u8; 4])>,
+    samples: u32,
+    error: Option<String>,
+}
+
+impl Mp4Repair {
+    pub fn new(file_len: u64) -> Self {
+        Mp4Repair {
+            file_len,
+            pos: 0,
+            state: RepairState::Header,
+            tracks: Vec::new(),
+            header_seen: false,
+            end: 0,
+            pending: None,
+            patches: Vec::new(),
+            samples: 0,
+            error: None,
+        }
+    }
+
+    pub fn step(&self) -> RepairStep {
+        let left = self.file_len.saturating_sub(self.pos);
+        match self.state {
+            RepairState::Done => RepairStep::Done,
+            _ if left == 0 => RepairStep::Done,
+            RepairState::Header => RepairStep::Read {
+                offset: self.pos,
+                len: left.min(16) as usize,
+            },
+            RepairState::Body { size, .. } => RepairStep::Read {
+                offset: self.pos,
+                len: size.min(left) as usize,
+            },
+        }
+    }
+
+    /// The bytes [`Mp4Repair::step`] asked for.
+    pub fn feed(&mut self, data: &[u8]) {
+        match self.state {
+            RepairState::Done => {}
+            RepairState::Header => self.on_header(data),
+            RepairState::Body { size, kind } => {
+                if (data.len() as u64) < size {
+                    return self.stop(None);
+                }
+                self.on_box(kind, size, data);
+            }
+        }
+    }
+
+    fn stop(&mut self, error: Option<String>) {
+        if self.error.is_none() {
+            self.error = error;
+        }
+        self.state = RepairState::Done;
+    }
+
+    fn on_header(&mut self, data: &[u8]) {
+        let Some((size, _, kind)) = box_header(data) else {
+            return self.stop(None);
+        };
+        if size > self.file_len - self.pos {
+            // A torn box (or one "to the end of the file"): the file ends before it.
+            return self.stop(None);
+        }
+        if !self.header_seen {
+            let expected: &[u8; 4] = if self.pos == 0 { b"ftyp" } else { b"moov" };
+            if &kind != expected || size > MAX_REPAIR_BOX {
+                return self.stop(Some(format!(
+                    "not a fragmented recording: {} at {}",
+                    String::from_utf8_lossy(&kind),
+                    self.pos
+                )));
+            }
+            if &kind == b"ftyp" {
+                self.pos += size;
+                return;
+            }
+            self.state = RepairState::Body { size, kind };
+            return;
+        }
+        match &kind {
+            b"moof" if size <= MAX_REPAIR_BOX => self.state = RepairState::Body { size, kind },
+            b"mdat" => self.on_mdat(size),
+            // A trailer written by an earlier repair or finish that did not get to its
+            // patches: what follows the fragments is rebuilt again.
+            b"moov" => self.stop(None),
+            b"moof" => self.stop(None),
+            _ => {
+                self.pending = None;
+                self.pos += size;
+            }
+        }
+    }
+
+    fn on_box(&mut self, kind: [u8; 4], size: u64, data: &[u8]) {
+        let mut buf = &data[..size as usize];
+        if &kind == b"moov" {
+            match Moov::decode(&mut buf) {
+                Ok(moov) => self.on_moov(moov, size),
+                Err(e) => self.stop(Some(format!("fragmented moov: {e}"))),
+            }
+            return;
+        }
+        match Moof::decode(&mut buf) {
+            Ok(moof) => {
+                self.pending = self.fragment(&moof);
+                if self.pending.is_none() {
+                    return self.stop(None);
+                }
+                self.pos += size;
+                self.state = RepairState::Header;
+            }
+            Err(_) => self.stop(None),
+        }
+    }
+
+    fn on_moov(&mut self, moov: Moov, size: u64) {
+        let Some(mvex) = &moov.mvex else {
+            return self.stop(Some("the moov is not fragmented (no mvex)".into()));
+        };
+        for trak in &moov.trak {
+            let kind = match trak.mdia.hdlr.handler.as_ref() {
+                b"vide" => TrackKind::Video,
+                b"soun" => TrackKind::Audio,
+                _ => continue,
+            };
+            let timescale = trak.mdia.mdhd.timescale;
+            let (Some(entry), true) = (trak.mdia.minf.stbl.stsd.codecs.first(), timescale > 0)
+            else {
+                continue;
+            };
+            let id = trak.tkhd.track_id;
+            if self.tracks.iter().any(|t| t.id == id) || !mvex.trex.iter().any(|t| t.track_id == id)
+            {
+                continue;
+            }
+            let size = (trak.tkhd.width.integer(), trak.tkhd.height.integer());
+            self.tracks
+                .push(Track::new(kind, id, timescale, entry.clone(), size));
+        }
+        if self.tracks.is_empty() {
+            return self.stop(Some("the moov has no audio or video track".into()));
+        }
+        self.header_seen = true;
+        self.patches.push((self.pos + 4, *b"free"));
+        self.pos += size;
+        self.end = self.pos;
+        self.state = RepairState::Header;
+    }
+
+    /// The runs of a `moof`, checked for sizes and counts; `None` if unusable.
+    fn fragment(&self, moof: &Moof) -> Option<PendingFragment> {
+        let mut runs = Vec::new();
+        let mut count = self.samples;
+        for traf in &moof.traf {
+            let index = self
+                .tracks
+                .iter()
+                .position(|t| t.id == traf.tfhd.track_id)?;
+            let base = traf.tfhd.base_data_offset.unwrap_or(self.pos);
+            let decode_time = traf.tfdt.as_ref().map(|t| t.base_media_decode_time);
+            let video = self.tracks[index].kind == TrackKind::Video;
+            for trun in &traf.trun {
+                let offset = base.checked_add_signed(i64::from(trun.data_offset?))?;
+                let mut records = Vec::new();
+                for (i, e) in trun.samples.iter().enumerate() {
+                    count = count
+                        .checked_add(1)
+                        .filter(|c| *c <= MAX_SAMPLES_PER_FILE)?;
+                    let size = e.size.or(traf.tfhd.default_sample_size)?;
+                    if size as usize > MAX_SAMPLE_SIZE {
+                        return None;
+                    }
+                    let duration = e.duration.or(traf.tfhd.default_sample_duration)?;
+                    let flags = e
+                        .flags
+                        .or(if i == 0 {
+                            None
+                        } else {
+                            traf.tfhd.default_sample_flags
+                        })
+                        .or(traf.tfhd.default_sample_flags)
+                        .unwrap_or(FLAGS_SYNC);
+                    let sync = !video || flags & 0x0001_0000 == 0;
+                    let cts = i32::try_from(e.cts.unwrap_or(0)).ok()?;
+                    records.push(SampleRecord {
+                        size_sync: if sync { size | SYNC_BIT } else { size },
+                        duration,
+                        cts,
+                    });
+                }
+                runs.push((index, offset, decode_time, records));
+            }
+        }
+        Some(PendingFragment {
+            moof_pos: self.pos,
+            runs,
+        })
+    }
+
+    fn on_mdat(&mut self, size: u64) {
+        let mdat_end = self.pos + size;
+        let Some(fragment) = self.pending.take() else {
+            // Media no fragment describes: nothing to index.
+            self.pos = mdat_end;
+            return;
+        };
+        let inside = fragment.runs.iter().all(|(_, offset, _, records)| {
+            let bytes: u64 = records
+                .iter()
+                .map(|r| u64::from(r.size_sync & !SYNC_BIT))
+                .sum();
+            *offset > self.pos && offset.saturating_add(bytes) <= mdat_end
+        });
+        if !inside {
+            return self.stop(None);
+        }
+        for (index, offset, decode_time, records) in fragment.runs {
+            let track = &mut self.tracks[index];
+            if records.is_empty() {
+                continue;
+            }
+            if track.first_decode_time.is_none() {
+                track.first_decode_time = Some(decode_time.unwrap_or(0));
+            }
+            track.chunks.push(Chunk {
+                offset,
+                samples: records.len() as u32,
+            });
+            self.samples += records.len() as u32;
+            track.samples.extend(records);
+        }
+        self.patches.push((fragment.moof_pos + 4, *b"free"));
+        self.pos = mdat_end;
+        self.end = mdat_end;
+    }
+
+    /// The trailer and patches that finish the file (see [`Repaired`]).
+    pub fn finish(self) -> Result<Repaired, Mp4Error> {
+        if !self.header_seen {
+            return Err(Mp4Error::NotRepairable(
+                self.error
+                    .unwrap_or_else(|| "no fragmented header (ftyp + moov)".into()),
+            ));
+        }
+        if self.samples == 0 {
+            return Ok(Repaired {
+                truncate_to: self.end,
+                trailer: Bytes::new(),
+                patches: Vec::new(),
+                duration_ms: 0,
+                samples: 0,
+            });
+        }
+        let (moov, duration_ms) = build_moov(&self.tracks, true);
+        Ok(Repaired {
+            truncate_to: self.end,
+            trailer: encode(&moov)?,
+            patches: self.patches,
+            duration_ms,
+            samples: self.samples,
+        })
+    }
+}
+
+/// [`Mp4Repair`] over a whole file in memory.
+pub fn repair(file: &[u8]) -> Result<Repaired, Mp4Error> {
+    let mut r = Mp4Repair::new(file.len() as u64);
+    while let RepairStep::Read { offset, len } = r.step() {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(file.len());
+        let end = start.saturating_add(len).min(file.len());
+        r.feed(&file[start..end]);
+    }
+    r.finish()
+}
+
+/// The `moov` of `tracks`: fragmented header (empty tables, `mvex`) or the final one.
+fn build_moov(tracks: &[Track], complete: bool) -> (Moov, u64) {
+    let mut duration_ms = 0;
+    let mut traks = Vec::with_capacity(tracks.len());
+    for track in tracks {
+        let (trak, ms) = track.trak(complete);
+        duration_ms = duration_ms.max(ms);
+        traks.push(trak);
+    }
+    let mvex = (!complete).then(|| Mvex {
+        mehd: None,
+        trex: tracks
+            .iter()
+            .map(|t| Trex {
+                track_id: t.id,
+                default_sample_description_index: 1,
+                ..Default::default()
+            })
+            .collect(),
+    });
+    let moov = Moov {
+        mvhd: Mvhd {
+            timescale: MOVIE_TIMESCALE,
+            duration: duration_ms,
+            rate: FixedPoint::from(1),
+            volume: FixedPoint::from(1),
+            next_track_id: tracks.len() as u32 + 1,
+            ..Default::default()
+        },
+        mvex,
+        trak: traks,
+        ..Default::default()
+    };
+    (moov, duration_ms)
 }
 
 /// Parses an avcC / hvcC record and builds the sample entry around it.
@@ -1887,7 +2300,10 @@ mod tests {
         ));
 
         rec.max_samples = 10;
+        assert!(!rec.near_sample_limit());
         for i in 0..10 {
+            // A rotation is asked for half-way (the margin is capped at half the limit).
+            assert_eq!(rec.near_sample_limit(), i >= 5, "{i}");
             rec.write_video(i * 40, &avc_frame(i == 0, 0, &[1]), &mut out)
                 .unwrap();
         }
@@ -1901,6 +2317,116 @@ mod tests {
             trak_samples(&finish_file(&out, &finish), &moov.trak[0]).len(),
             10
         );
+    }
+
+    fn apply_repair(file: &[u8], r: &Repaired) -> Vec<u8> {
+        let mut out = file[..r.truncate_to as usize].to_vec();
+        out.extend_from_slice(&r.trailer);
+        for (at, bytes) in &r.patches {
+            let at = *at as usize;
+            out[at..at + 4].copy_from_slice(bytes);
+        }
+        out
+    }
+
+    /// Per track: (sample bytes, duration, sync) as the final index has them.
+    fn indexed(file: &[u8]) -> Vec<Vec<(Vec<u8>, u32, bool)>> {
+        let moov = moov_at(file, b"moov");
+        moov.trak
+            .iter()
+            .map(|trak| {
+                let stbl = &trak.mdia.minf.stbl;
+                let mut durations = stbl
+                    .stts
+                    .entries
+                    .iter()
+                    .flat_map(|e| std::iter::repeat_n(e.sample_delta, e.sample_count as usize));
+                let sync = stbl.stss.as_ref().map(|s| s.entries.clone());
+                trak_samples(file, trak)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let is_sync = sync.as_ref().is_none_or(|v| v.contains(&(i as u32 + 1)));
+                        (s.to_vec(), durations.next().unwrap(), is_sync)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_interrupted_recording_is_repaired_to_what_finish_would_have_written() {
+        let tags = tiny_tags();
+        let mut rec = Mp4Recorder::new(true, true, 30);
+        let mut out = vec![];
+        feed(&mut rec, &tags, &mut out);
+        rec.flush(&mut out).unwrap();
+        let cut = out.concat();
+        assert!(needs_repair(&cut[..64]));
+        // What the crash left: every complete fragment. Finishing the recorder
+        // (which also writes its held last samples) gives the reference.
+        let mut finished_out = out.clone();
+        let finish = rec.finish(&mut finished_out).unwrap();
+        let finished = finish_file(&finished_out, &finish);
+        assert!(!needs_repair(&finished[..64]));
+
+        let r = repair(&cut).unwrap();
+        assert_eq!(r.truncate_to, cut.len() as u64);
+        let repaired = apply_repair(&cut, &r);
+        assert!(!needs_repair(&repaired[..64]));
+        assert!(kinds(&repaired).starts_with("ftyp free free mdat"));
+        assert!(kinds(&repaired).ends_with("mdat moov"));
+        assert!(!kinds(&repaired).contains("moof"));
+        let got = indexed(&repaired);
+        let want = indexed(&finished);
+        assert_eq!(got.len(), 2);
+        for (g, w) in got.iter().zip(&want) {
+            // The repaired file lacks only the samples that were held (not on disk).
+            assert_eq!(g.len() + 1, w.len());
+            assert_eq!(g[..], w[..g.len()]);
+        }
+        let fin_moov = moov_at(&finished, b"moov");
+        let rep_moov = moov_at(&repaired, b"moov");
+        for (a, b) in fin_moov.trak.iter().zip(&rep_moov.trak) {
+            assert_eq!(a.tkhd.track_id, b.tkhd.track_id);
+            assert_eq!(a.mdia.minf.stbl.stsd, b.mdia.minf.stbl.stsd);
+            assert_eq!(
+                a.edts, b.edts,
+                "audio that starts late keeps its empty edit"
+            );
+        }
+
+        // A crash after the trailer and before the patches: repaired again, the same.
+        let mut half = cut.clone();
+        half.extend_from_slice(&r.trailer);
+        assert!(needs_repair(&half));
+        assert_eq!(repair(&half).unwrap(), r);
+
+        // A torn last fragment is cut off; the earlier ones are kept.
+        let fragments: Vec<usize> = top_level(&cut)
+            .iter()
+            .filter(|b| &b.1 == b"moof")
+            .map(|b| b.0)
+            .collect();
+        assert!(fragments.len() >= 3);
+        let last = *fragments.last().unwrap();
+        for end in [last + 3, last + 20, cut.len() - 1] {
+            let r = repair(&cut[..end]).unwrap();
+            assert_eq!(r.truncate_to, last as u64);
+            let repaired = apply_repair(&cut[..end], &r);
+            assert!(indexed(&repaired)[0].len() < got[0].len());
+        }
+        // Killed before the first fragment: no media, nothing to index.
+        let header_len = fragments[0];
+        let r = repair(&cut[..header_len]).unwrap();
+        assert_eq!((r.samples, r.truncate_to), (0, header_len as u64));
+        // Every prefix: no panic; a prefix without the header is not repairable.
+        for end in 0..cut.len() {
+            let r = repair(&cut[..end]);
+            assert_eq!(r.is_ok(), end >= header_len, "prefix {end}");
+        }
+        // A finished (progressive) file is not a recording to repair.
+        assert!(matches!(repair(&finished), Err(Mp4Error::NotRepairable(_))));
     }
 
     fn first_byte() -> impl proptest::strategy::Strategy<Value = u8> {
@@ -1970,6 +2496,29 @@ mod tests {
                 fragment_samples(&fragmented);
             } else {
                 proptest::prop_assert!(out.is_empty());
+            }
+        }
+
+        #[test]
+        fn repair_never_panics_on_damaged_recordings(
+            flips in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 0..8),
+            cut in 0usize..4096,
+        ) {
+            let mut rec = Mp4Recorder::new(true, true, 30);
+            let mut out = vec![];
+            feed(&mut rec, &tiny_tags(), &mut out);
+            rec.flush(&mut out).unwrap();
+            let mut file = out.concat();
+            for (at, b) in flips {
+                let n = file.len();
+                file[at % n] = b;
+            }
+            file.truncate(cut.max(file.len() / 2));
+            if let Ok(r) = repair(&file) {
+                proptest::prop_assert!(r.truncate_to <= file.len() as u64);
+                for (at, _) in &r.patches {
+                    proptest::prop_assert!(at + 4 <= r.truncate_to);
+                }
             }
         }
     }

@@ -60,7 +60,9 @@
 //! * The proxy manager spawns one task per pull or push proxy
 //!   ([`proxy::manager::ProxyManager`]); the transcoder one supervisor task per
 //!   ffmpeg child; the recorder one task per recording (and one per MP4 file being
-//!   finished at a rotation).
+//!   finished at a rotation), a retention task, and at start-up a blocking task
+//!   that finishes the MP4 files a crash left unfinished
+//!   ([`record::Recorder::start_maintenance`]).
 //! * The webhooks ([`hook::Hooks::start`]) spawn a queue dispatcher (which runs at
 //!   most four senders at once), a keepalive timer, and one watcher per stream; a
 //!   gate (on_publish, on_play) runs in the task of the client it decides on.
@@ -131,7 +133,7 @@
 //!
 //! # Shutdown
 //! On SIGINT or SIGTERM, [`server::serve`] runs everything under one deadline (the
-//! process is gone within 5 s): recordings are first closed to new starts (so a proxy
+//! process is gone within 5 s, or `record.finish_grace_ms` + 1 s when longer): recordings are first closed to new starts (so a proxy
 //! or a new stream cannot begin a file that nobody finishes), then, together, the
 //! recordings are finished (their MP4 index written), proxies and ffmpeg children
 //! are stopped, and the listeners stop accepting while every session ends. Last,

@@ -136,6 +136,27 @@ pub(crate) fn recording_started(kind: &'static str) {
     gauge!("ferrocast_recordings_in_progress", "type" => kind).increment(1.0);
 }
 
+/// A write error (a full disk) stopped a file of a recording of `kind`; the
+/// recording waits for space and resumes into a new file.
+pub(crate) fn recording_write_failed(kind: &'static str) {
+    counter!("ferrocast_recordings_failed_total", "type" => kind).increment(1);
+}
+
+/// A recording stopped by a write error wrote a new file.
+pub(crate) fn recording_resumed(kind: &'static str) {
+    counter!("ferrocast_recordings_resumed_total", "type" => kind).increment(1);
+}
+
+/// An MP4 recording interrupted by a crash was finished at start-up.
+pub(crate) fn recording_repaired() {
+    counter!("ferrocast_recordings_repaired_total").increment(1);
+}
+
+/// Retention deleted a recording file.
+pub(crate) fn recording_deleted() {
+    counter!("ferrocast_recordings_deleted_total").increment(1);
+}
+
 /// A recording ended; `failed` when a write error stopped it.
 pub(crate) fn recording_ended(kind: &'static str, failed: bool) {
     gauge!("ferrocast_recordings_in_progress", "type" => kind).decrement(1.0);

@@ -17,9 +17,6 @@ use crate::{api, auth, hook, http, hub, live_hls, metrics, proxy, record, rtmp, 
 /// must be gone within 5 s of SIGTERM).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
-/// How long shutdown waits for recordings to be finished (their index written).
-const RECORD_FINISH_GRACE: Duration = Duration::from_secs(3);
-
 /// How long shutdown gives the webhooks (the last queued events, on_server_exited)
 /// after the sessions ended; within the 5 s of SIGTERM with [`SHUTDOWN_GRACE`].
 const HOOK_EXIT_GRACE: Duration = Duration::from_millis(800);
@@ -84,6 +81,9 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         record::RecordSettings::from_config(&config),
         Some(hooks.clone()),
     );
+    // Listed before anything can start a recording; finished once the metrics
+    // recorder is installed (below), so the repairs are counted.
+    let interrupted = recorder.start_maintenance().await;
     recorder.attach();
     let proxies = proxy::manager::ProxyManager::new(
         hub.clone(),
@@ -150,6 +150,7 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
             })
         },
     };
+    recorder.repair_interrupted(interrupted);
     let api_state = api::ApiState::new(
         api::Services {
             hub: hub.clone(),
@@ -211,17 +212,20 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         s = signal => tracing::info!(signal = s, "shutting down: no new connections, ending sessions"),
         r = &mut rtmp_task => return r.map_err(|e| format!("RTMP listener failed: {e}")),
     }
-    // Everything below shares one deadline (the process must be gone within 5 s).
+    // Everything below shares one deadline (the process must be gone within 5 s, or
+    // within record.finish_grace_ms + 1 s when that is longer).
+    let record_grace = Duration::from_millis(config.record.finish_grace_ms);
+    let shutdown_grace = SHUTDOWN_GRACE.max(record_grace);
     // Recordings are closed to new starts first, so a proxy or a new stream cannot
     // begin one that nobody would finish; the sources of media (proxies, ffmpeg
     // children, publishers) and the recordings then end together.
     let all = async {
         let recordings = async {
-            if tokio::time::timeout(RECORD_FINISH_GRACE, recorder.shutdown())
+            if tokio::time::timeout(record_grace, recorder.shutdown())
                 .await
                 .is_err()
             {
-                tracing::error!("recordings were not finished within {RECORD_FINISH_GRACE:?}");
+                tracing::error!("recordings were not finished within {record_grace:?} (record.finish_grace_ms); they are repaired at the next start");
             }
         };
         let sources = async {
@@ -237,8 +241,8 @@ pub async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), S
         };
         tokio::join!(recordings, sources, sessions);
     };
-    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
-        tracing::warn!("sessions did not end within {SHUTDOWN_GRACE:?}; exiting anyway");
+    if tokio::time::timeout(shutdown_grace, all).await.is_err() {
+        tracing::warn!("sessions did not end within {shutdown_grace:?}; exiting anyway");
     }
     // Last: the unregistrations and recordings just queued, then on_server_exited.
     if tokio::time::timeout(HOOK_EXIT_GRACE, hooks.shutdown())

@@ -54,7 +54,8 @@ pub(super) async fn call(st: &ApiState, name: &str, p: &Params) -> Result<Respon
             let key = key_of(p)?;
             let status = st.recorder.is_recording(&key, kind);
             let mut v = json!({"code": 0, "status": status});
-            if let Some(e) = st.recorder.last_error(&key, kind).filter(|_| !status) {
+            // While recording too: a recording paused by a full disk says why.
+            if let Some(e) = st.recorder.last_error(&key, kind) {
                 v["error"] = Value::String(e);
             }
             reply(v)

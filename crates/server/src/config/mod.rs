@@ -222,6 +222,10 @@ pub struct RecordConfig {
     pub auto_mp4_apps: Vec<String>,
     pub auto_hls_apps: Vec<String>,
     pub serve_http: bool,
+    pub fsync_interval_ms: u64,
+    pub delete_after_s: u64,
+    pub max_disk_bytes: u64,
+    pub finish_grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -574,6 +578,18 @@ impl Config {
             })?;
         }
         range("record.fragment_ms", self.record.fragment_ms, 100, 10_000)?;
+        range(
+            "record.fsync_interval_ms",
+            self.record.fsync_interval_ms,
+            0,
+            3_600_000,
+        )?;
+        range(
+            "record.finish_grace_ms",
+            self.record.finish_grace_ms,
+            0,
+            600_000,
+        )?;
         for (key, v) in [
             ("rtmp.tls_listen", &self.rtmp.tls_listen),
             ("http.tls_listen", &self.http.tls_listen),
@@ -796,6 +812,21 @@ mod tests {
         assert!(e.contains("http.listen"), "{e}");
         let e = load_str("threads = \"many\"\n").unwrap_err().to_string();
         assert!(e.contains("threads"), "{e}");
+    }
+
+    #[test]
+    fn record_durability_keys() {
+        let c = Config::default();
+        assert_eq!(c.record.fsync_interval_ms, 1000);
+        assert_eq!(c.record.finish_grace_ms, 3000);
+        assert_eq!((c.record.delete_after_s, c.record.max_disk_bytes), (0, 0));
+        let e = load_str("[record]\nfinish_grace_ms = 3600000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("record.finish_grace_ms"), "{e}");
+        let c = load_str("[record]\ndelete_after_s = 86400\nmax_disk_bytes = 1000000\n").unwrap();
+        assert_eq!(c.record.delete_after_s, 86400);
+        assert_eq!(c.record.max_disk_bytes, 1_000_000);
     }
 
     #[test]

@@ -22,6 +22,16 @@
 //! segment listed that is not on disk, nor half a playlist), and the record events.
 //! A segment or playlist that cannot be written (a full disk) ends the recording;
 //! its final playlist then lists only the segments that were written.
+//!
+//! # Memory
+//! What a recording holds: the open segment, which the segmenter closes at
+//! [`ferrocast_proto::hls::MAX_SEGMENT_BYTES`] whatever the timestamps say (a
+//! publisher whose clock stalls never reaches a cut by time), the newest finished
+//! segment, and one listed entry per segment (about a hundred bytes). The list, and
+//! the playlist rewritten after each segment, would grow without end in a recording
+//! that never stops, or one segment per frame with timestamps that jump: after
+//! [`MAX_SEGMENTS_PER_PLAYLIST`] segments the playlist is ended (VOD) and the
+//! recording goes on in a new directory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +44,13 @@ use tokio::sync::watch;
 
 use super::{now_unix, RecordEvent, RecordKind, TaskContext};
 use crate::hub::{Packet, PacketKind, Subscription};
+
+/// Segments in one recording directory: 11 hours of 4 s segments. Bounds the
+/// segment list and the playlist's size (and its rewrite after each segment).
+#[cfg(not(test))]
+pub(crate) const MAX_SEGMENTS_PER_PLAYLIST: u64 = 10_000;
+#[cfg(test)]
+pub(crate) const MAX_SEGMENTS_PER_PLAYLIST: u64 = 3;
 
 struct State {
     dir: PathBuf,
@@ -152,6 +169,13 @@ pub(crate) async fn run(
                     {
                         s.seg.cut(dts);
                         s.store_finished(ctx).await?;
+                        if s.next_to_store >= MAX_SEGMENTS_PER_PLAYLIST {
+                            tracing::info!(stream = %ctx.key, dir = %s.dir.display(),
+                                "HLS recording: playlist full; continuing in a new directory");
+                            if let Some(s) = st.take() {
+                                end(ctx, s, Ok(())).await?;
+                            }
+                        }
                     }
                 }
                 frame.clear();
@@ -199,7 +223,12 @@ pub(crate) async fn run(
         Ok(())
     }
     .await;
-    let Some(mut s) = st else { return result };
+    let Some(s) = st else { return result };
+    end(ctx, s, result).await
+}
+
+/// Ends a recording directory: the open segment, the final playlist, the event.
+async fn end(ctx: &TaskContext, mut s: State, result: std::io::Result<()>) -> std::io::Result<()> {
     let end = match &result {
         Ok(()) => {
             // Closes the open segment (its last frame counted one frame interval).
@@ -255,4 +284,139 @@ async fn open(ctx: &TaskContext) -> std::io::Result<State> {
         start_unix,
     });
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::{Hub, HubSettings, Origin, OriginKind, StreamKey};
+    use ferrocast_proto::flv::{read_file_header, read_tag, TAG_VIDEO};
+    use ferrocast_proto::hls::MAX_SEGMENT_BYTES;
+
+    /// A publisher, a recording of it into a fresh directory, and the recorder task.
+    async fn setup(
+        name: &str,
+        hls_segment_ms: u32,
+    ) -> (
+        crate::hub::Publisher,
+        PathBuf,
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let hub = Hub::new(HubSettings::from_config(&Config::default()));
+        let origin = Origin {
+            kind: OriginKind::RtmpPush,
+            peer: None,
+            local: None,
+            params: String::new(),
+            url: String::new(),
+            options: Default::default(),
+        };
+        let key = StreamKey::new(None, "live", name);
+        let publisher = hub.publish(key.clone(), origin).unwrap();
+        let sub = hub.subscribe_internal(publisher.stream()).unwrap();
+        let root =
+            std::env::temp_dir().join(format!("ferrocast-hlsrec-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let ctx = TaskContext {
+            key,
+            opts: super::super::StartOptions {
+                root: root.clone(),
+                max_second: 3600,
+                fragment_ms: 1000,
+                hls_segment_ms,
+                fsync_interval_ms: 0,
+            },
+            record_dir: root.clone(),
+            hooks: None,
+            errors: Default::default(),
+            open_files: Default::default(),
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(async move { run(&ctx, sub, stop_rx).await });
+        // The fixture's AVC sequence header.
+        let flv = Bytes::from_static(include_bytes!("../../../proto/tests/fixtures/tiny.flv"));
+        let mut offset = read_file_header(&flv).unwrap();
+        while let Some((tag, next)) = read_tag(&flv, offset).unwrap() {
+            if tag.tag_type == TAG_VIDEO && tag.body[1] == 0 {
+                publisher.push_video(0, tag.body.clone());
+                break;
+            }
+            offset = next;
+        }
+        (publisher, root, stop_tx, task)
+    }
+
+    /// An FLV H.264 frame of one NAL unit of `len` bytes.
+    fn frame(key: bool, len: usize) -> Bytes {
+        let mut b = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        b.extend_from_slice(&(len as u32).to_be_bytes());
+        b.push(if key { 0x65 } else { 0x41 });
+        b.resize(5 + 4 + len, 0x11);
+        Bytes::from(b)
+    }
+
+    fn files(root: &std::path::Path, ext: &str) -> Vec<(PathBuf, u64)> {
+        let mut out = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == ext) {
+                    out.push((p.clone(), e.metadata().unwrap().len()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_stalled_clock_still_cuts_segments_at_the_byte_bound() {
+        let (publisher, root, stop, task) = setup("stall", 1000).await;
+        // 1 MiB keyframes, all at the same timestamp: no cut by time ever comes.
+        let frames = MAX_SEGMENT_BYTES / (1024 * 1024) * 2 + 4;
+        for _ in 0..frames {
+            publisher.push_video(40, frame(true, 1024 * 1024));
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let segments = files(&root, "ts");
+        assert!(segments.len() >= 2, "{segments:?}");
+        for (path, size) in &segments {
+            assert!(
+                *size <= (MAX_SEGMENT_BYTES + 2 * 1024 * 1024) as u64,
+                "{}: {size}",
+                path.display()
+            );
+        }
+        stop.send_replace(true);
+        task.await.unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[tokio::test]
+    async fn a_full_playlist_continues_in_a_new_directory() {
+        let (publisher, root, stop, task) = setup("rotate", 100).await;
+        // A keyframe every 100 ms: one segment each.
+        for i in 0..(MAX_SEGMENTS_PER_PLAYLIST as u32 * 2 + 2) {
+            publisher.push_video(40 + i * 100, frame(true, 1000));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        stop.send_replace(true);
+        task.await.unwrap().unwrap();
+        let playlists = files(&root, "m3u8");
+        assert!(playlists.len() >= 2, "{playlists:?}");
+        for (path, _) in &playlists {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+            let listed = text.lines().filter(|l| l.ends_with(".ts")).count() as u64;
+            assert!(listed <= MAX_SEGMENTS_PER_PLAYLIST, "{text}");
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -14,8 +14,16 @@
 //!   (VOD). The cut rules and the playlist text are `ferrocast_proto::hls`'s, the
 //!   same as the live muxer's; the recorder only writes files.
 //!
-//! A write error (a full disk) stops that recording with one logged error and a
-//! state the API shows ([`Recorder::last_error`]); nothing else is disturbed.
+//! A write error (a full disk) pauses an MP4 recording until a new file can be
+//! written ([`mp4`], "A write error") and stops an HLS one; either way with one
+//! logged error and a state the API shows ([`Recorder::last_error`]); nothing else
+//! is disturbed.
+//!
+//! * Crashes ([`repair`]): at start-up the MP4 files a crash left unfinished are
+//!   found by their first bytes and finished in place in the background.
+//! * Retention ([`retention`]): a periodic task deletes the oldest finished MP4
+//!   files (`record.delete_after_s`, `record.max_disk_bytes`), never one that is
+//!   being written ([`OpenFiles`]).
 //!
 //! Every file started and finished is described by a [`RecordEvent`] and logged in
 //! one place ([`TaskContext::emit`]), which also sends the on_record_mp4 (a finished
@@ -28,6 +36,8 @@
 
 pub(crate) mod hls_recorder;
 pub(crate) mod mp4;
+pub(crate) mod repair;
+pub(crate) mod retention;
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -76,6 +86,8 @@ pub(crate) struct RecordSettings {
     pub hls_segment_ms: u32,
     pub auto_mp4_apps: Vec<String>,
     pub auto_hls_apps: Vec<String>,
+    pub fsync_interval_ms: u64,
+    pub retention: retention::Retention,
 }
 
 impl RecordSettings {
@@ -87,6 +99,11 @@ impl RecordSettings {
             hls_segment_ms: c.record.hls_segment_ms,
             auto_mp4_apps: c.record.auto_mp4_apps.clone(),
             auto_hls_apps: c.record.auto_hls_apps.clone(),
+            fsync_interval_ms: c.record.fsync_interval_ms,
+            retention: retention::Retention {
+                delete_after_s: c.record.delete_after_s,
+                max_disk_bytes: c.record.max_disk_bytes,
+            },
         }
     }
 }
@@ -128,6 +145,8 @@ pub(crate) struct StartOptions {
     pub max_second: u64,
     pub fragment_ms: u32,
     pub hls_segment_ms: u32,
+    /// 0: sync only when a file is finished.
+    pub fsync_interval_ms: u64,
 }
 
 struct Active {
@@ -140,7 +159,9 @@ struct Inner {
     hooks: Option<Arc<Hooks>>,
     settings: RwLock<RecordSettings>,
     active: Mutex<HashMap<(StreamKey, RecordKind), Arc<Active>>>,
-    errors: Mutex<HashMap<(StreamKey, RecordKind), String>>,
+    errors: Errors,
+    /// MP4 files being written or finished: retention never deletes them.
+    open_files: OpenFiles,
     /// Set by [`Recorder::shutdown`]: no recording starts any more.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -151,6 +172,13 @@ pub(crate) struct Recorder {
     inner: Arc<Inner>,
 }
 
+/// Why each recording last stopped writing (startRecord clears it, a resumed
+/// recording too).
+pub(crate) type Errors = Arc<Mutex<HashMap<(StreamKey, RecordKind), String>>>;
+
+/// Paths of the MP4 files being written or finished.
+pub(crate) type OpenFiles = Arc<Mutex<std::collections::HashSet<PathBuf>>>;
+
 /// What a recording task is given.
 #[derive(Clone)]
 pub(crate) struct TaskContext {
@@ -159,9 +187,20 @@ pub(crate) struct TaskContext {
     /// The record directory (`/record` serves it): webhook URLs are relative to it.
     pub record_dir: PathBuf,
     pub hooks: Option<Arc<Hooks>>,
+    pub errors: Errors,
+    pub open_files: OpenFiles,
 }
 
 impl TaskContext {
+    /// A write error paused this recording (`Some`), or it resumed (`None`).
+    pub(crate) fn set_error(&self, kind: RecordKind, e: Option<String>) {
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Some(e) => errors.insert((self.key.clone(), kind), e),
+            None => errors.remove(&(self.key.clone(), kind)),
+        };
+    }
+
     pub(crate) fn emit(&self, e: RecordEvent) {
         match &e {
             RecordEvent::FileStarted { kind, path, .. } => {
@@ -237,7 +276,8 @@ impl Recorder {
                 hooks,
                 settings: RwLock::new(settings),
                 active: Mutex::new(HashMap::new()),
-                errors: Mutex::new(HashMap::new()),
+                errors: Arc::new(Mutex::new(HashMap::new())),
+                open_files: Arc::new(Mutex::new(Default::default())),
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -291,6 +331,7 @@ impl Recorder {
             max_second: s.max_second,
             fragment_ms: s.fragment_ms,
             hls_segment_ms: s.hls_segment_ms,
+            fsync_interval_ms: s.fsync_interval_ms,
         }
     }
 
@@ -355,6 +396,8 @@ impl Recorder {
             opts,
             record_dir: self.settings().root,
             hooks: self.inner.hooks.clone(),
+            errors: self.inner.errors.clone(),
+            open_files: self.inner.open_files.clone(),
         };
         let inner = self.inner.clone();
         let me = entry.clone();
@@ -424,6 +467,58 @@ impl Recorder {
             .unwrap()
             .get(&(key.clone(), kind))
             .cloned()
+    }
+
+    /// At start-up, before any recording starts: lists the MP4 recordings a crash
+    /// left unfinished (to hand to [`Recorder::repair_interrupted`]) and starts the
+    /// retention task ([`retention`]).
+    pub(crate) async fn start_maintenance(&self) -> Vec<PathBuf> {
+        let root = self.settings().root;
+        let files = tokio::task::spawn_blocking(move || repair::find_interrupted(&root))
+            .await
+            .unwrap_or_default();
+        let inner = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            // The first pass once start-up is over (the metrics recorder installed).
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            loop {
+                let (root, r) = {
+                    let Some(inner) = inner.upgrade() else { return };
+                    if inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
+                    let s = inner.settings.read().unwrap_or_else(|p| p.into_inner());
+                    (s.root.clone(), s.retention)
+                };
+                if r.enabled() {
+                    let open = match inner.upgrade() {
+                        Some(i) => i.open_files.clone(),
+                        None => return,
+                    };
+                    let _ =
+                        tokio::task::spawn_blocking(move || retention::pass(&root, &open, r)).await;
+                }
+                tokio::time::sleep(if r.enabled() {
+                    r.interval()
+                } else {
+                    Duration::from_secs(10)
+                })
+                .await;
+            }
+        });
+        files
+    }
+
+    /// Finishes the files [`Recorder::start_maintenance`] found, in the background
+    /// ([`repair`]).
+    pub(crate) fn repair_interrupted(&self, files: Vec<PathBuf>) {
+        if !files.is_empty() {
+            tracing::info!(
+                count = files.len(),
+                "MP4 recordings interrupted by a crash: finishing them"
+            );
+            tokio::task::spawn_blocking(move || repair::repair_all(files));
+        }
     }
 
     pub(crate) fn in_progress(&self) -> usize {
