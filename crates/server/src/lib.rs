@@ -126,9 +126,10 @@
 //! 5. Inputs and outputs: [`rtmp`], [`live_hls`], [`record`]; then [`http`] (serves
 //!    live HLS), [`proxy`] (restarts live HLS and recordings of pulled streams); then
 //!    [`transcode`] (publishes through the RTMP listener's address, proxies' URLs).
-//! 6. [`api`]: the ZLMediaKit HTTP API. The only place that knows ZLMediaKit's wire
-//!    format (codes -100/-300/-400/-500/-1, JSON shapes, originType numbers); domain
-//!    modules return typed values and `thiserror` errors, mapped here.
+//! 6. [`api`]: the ZLMediaKit HTTP API. With [`hook`], the only place that knows
+//!    ZLMediaKit's wire format (codes -100/-300/-400/-500/-1, JSON shapes; the
+//!    originType and codec_id numbers are defined once, in `hook`); domain modules
+//!    return typed values and `thiserror` errors, mapped here.
 //! 7. [`server`]: the assembly. Nothing imports it.
 //!
 //! # Shutdown

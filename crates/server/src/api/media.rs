@@ -8,10 +8,9 @@ use serde_json::{json, Value};
 
 use super::params::{flag, key_of, required, Params};
 use super::{fail, reply, ApiState};
-use ferrocast_proto::flv::{AudioCodec, VideoCodec};
 
-use crate::hub::info::TrackCodec;
-use crate::hub::{OriginKind, Role, SessionInfo, Stream};
+use crate::hook::{codec_id, origin_type};
+use crate::hub::{Role, SessionInfo, Stream};
 use crate::record::RecordKind;
 
 /// The endpoints of this group.
@@ -192,8 +191,8 @@ pub(super) fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
         "totalBytes": s.bytes_in(),
         "readerCount": s.readers(),
         "totalReaderCount": s.total_readers(),
-        "originType": origin.map(|o| origin_type(o.kind)).unwrap_or(0),
-        "originTypeStr": origin.map(|o| origin_type_str(o.kind)).unwrap_or("unknown"),
+        "originType": origin.map(|o| origin_type(o.kind).0).unwrap_or(0),
+        "originTypeStr": origin.map(|o| origin_type(o.kind).1).unwrap_or("unknown"),
         "originUrl": origin.map(|o| o.url.as_str()).unwrap_or(""),
         "isRecordingMP4": st.recorder.is_recording(&s.key, RecordKind::Mp4),
         "isRecordingHLS": st.recorder.is_recording(&s.key, RecordKind::Hls),
@@ -210,42 +209,4 @@ pub(super) fn media_json(st: &ApiState, s: &Stream, schema: &str) -> Value {
         "publishing": snap.publishing,
         "tracks": tracks,
     })
-}
-
-/// ZLMediaKit's codec_id and codec_id_name of a track's codec.
-fn codec_id(codec: Option<TrackCodec>) -> (i32, &'static str) {
-    match codec {
-        Some(TrackCodec::Video(v)) => match v {
-            VideoCodec::H264 => (0, "H264"),
-            VideoCodec::H265 => (1, "H265"),
-            VideoCodec::Av1 => (8, "AV1"),
-            VideoCodec::Vp9 => (9, "VP9"),
-            VideoCodec::Other(_) => (-1, "unknown"),
-        },
-        Some(TrackCodec::Audio(a)) => match a {
-            AudioCodec::Aac => (2, "mpeg4-generic"),
-            AudioCodec::G711A => (3, "PCMA"),
-            AudioCodec::G711U => (4, "PCMU"),
-            AudioCodec::Opus => (5, "opus"),
-            AudioCodec::Mp3 => (7, "MP3"),
-            AudioCodec::Speex | AudioCodec::Other(_) => (-1, "unknown"),
-        },
-        None => (-1, ""),
-    }
-}
-
-/// ZLMediaKit's originType number (its `MediaOriginType` enum).
-fn origin_type(kind: OriginKind) -> i32 {
-    match kind {
-        OriginKind::RtmpPush => 1,
-        OriginKind::Pull => 4,
-    }
-}
-
-/// ZLMediaKit's originTypeStr.
-fn origin_type_str(kind: OriginKind) -> &'static str {
-    match kind {
-        OriginKind::RtmpPush => "rtmp_push",
-        OriginKind::Pull => "pull",
-    }
 }

@@ -261,8 +261,8 @@ pub(crate) fn stamp(body: &Body, media_server_id: &str, index: u64) -> Body {
     b
 }
 
-/// ZLMediaKit's codec_id and codec_id_name.
-fn codec_id(codec: Option<TrackCodec>) -> (i32, &'static str) {
+/// ZLMediaKit's codec_id and codec_id_name (the API's getMediaList uses it too).
+pub(crate) fn codec_id(codec: Option<TrackCodec>) -> (i32, &'static str) {
     match codec {
         Some(TrackCodec::Video(v)) => match v {
             VideoCodec::H264 => (0, "H264"),

@@ -50,6 +50,9 @@
 //! and outputs above it; it never touches a socket of a client.
 
 mod body;
+
+/// ZLMediaKit's numbers for codecs and origins, one definition for the hooks and the API.
+pub(crate) use body::{codec_id, origin_type};
 mod client;
 
 use std::collections::HashMap;

@@ -42,7 +42,7 @@ use timeline::{Mapped, Timeline, Track};
 pub use crate::config::DEFAULT_VHOST;
 
 /// How a stream's media arrives. The API shows it as ZLMediaKit's originType number
-/// and name; those live in `api/`, not here.
+/// and name; those live in `hook/` (shared with `api/`), not here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OriginKind {
     /// A client published it over RTMP (an encoder, OBS, ffmpeg, our transcoder).
