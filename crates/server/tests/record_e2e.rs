@@ -16,51 +16,6 @@ fn config(extra: &str) -> String {
     format!("[api]\nsecret = \"{SECRET}\"\n{extra}")
 }
 
-/// A live encoder with a short GOP (10 frames = 0.4 s at 25 fps), so a recording,
-/// which starts on the latest keyframe, starts at most 0.4 s before startRecord.
-fn publish_short_gop(server: &Server, label: &str, name: &str, seconds: u32) -> Proc {
-    let url = server.url(name);
-    let secs = seconds.to_string();
-    let args = [
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=25",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
-        "-t",
-        &secs,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "10",
-        "-keyint_min",
-        "10",
-        "-sc_threshold",
-        "0",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "64k",
-        "-f",
-        "flv",
-        &url,
-    ];
-    Proc::spawn(label, "ffmpeg", &args, &server.dir.path)
-}
-
 fn q(stream: &str, extra: &str) -> String {
     format!("secret={SECRET}&vhost=__defaultVhost__&app=live&stream={stream}{extra}")
 }

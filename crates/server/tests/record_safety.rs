@@ -15,50 +15,6 @@ fn config(extra: &str) -> String {
     format!("[api]\nsecret = \"{SECRET}\"\n{extra}")
 }
 
-/// 25 fps H.264 with a 0.4 s GOP and AAC, for `seconds`.
-fn publish(server: &Server, label: &str, name: &str, seconds: u32) -> Proc {
-    let url = server.url(name);
-    let secs = seconds.to_string();
-    let args = [
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=25",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
-        "-t",
-        &secs,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "10",
-        "-keyint_min",
-        "10",
-        "-sc_threshold",
-        "0",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "64k",
-        "-f",
-        "flv",
-        &url,
-    ];
-    Proc::spawn(label, "ffmpeg", &args, &server.dir.path)
-}
-
 fn q(stream: &str, extra: &str) -> String {
     format!("secret={SECRET}&vhost=__defaultVhost__&app=live&stream={stream}{extra}")
 }
@@ -137,7 +93,7 @@ fn mp4_recording_killed_9_is_finished_at_the_next_start() {
         "safe_kill9",
         &config("[record]\nfragment_ms = 1000\nfsync_interval_ms = 500\n"),
     );
-    let _publisher = publish(&server, "pub", "cam", 40);
+    let _publisher = publish_short_gop(&server, "pub", "cam", 40);
     wait_online_with(&server, SECRET, "cam");
     let v = api(&server, "startRecord", &q("cam", "&type=1"));
     assert_eq!(api_code(&v), 0, "{v}");
@@ -219,7 +175,7 @@ fn a_recording_stopped_by_a_full_disk_resumes_into_a_new_file_when_space_returns
         return;
     }
     let _unmount = Unmount(small.clone());
-    let _publisher = publish(&server, "pub", "cam", 50);
+    let _publisher = publish_short_gop(&server, "pub", "cam", 50);
     wait_online_with(&server, SECRET, "cam");
     let v = api(
         &server,
@@ -292,7 +248,7 @@ fn retention_deletes_finished_recordings_never_the_one_being_written() {
         "safe_retention",
         &config("[record]\ndelete_after_s = 4\nmax_disk_bytes = 1\n"),
     );
-    let _publisher = publish(&server, "pub", "cam", 40);
+    let _publisher = publish_short_gop(&server, "pub", "cam", 40);
     wait_online_with(&server, SECRET, "cam");
     let root = server.dir.join("data/record");
     let v = api(&server, "startRecord", &q("cam", "&type=1"));

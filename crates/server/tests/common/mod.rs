@@ -1701,3 +1701,48 @@ pub fn vm_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
 }
+
+/// A live encoder with a short GOP (10 frames = 0.4 s at 25 fps), so a recording,
+/// which starts on the latest keyframe, starts at most 0.4 s before startRecord.
+pub fn publish_short_gop(server: &Server, label: &str, name: &str, seconds: u32) -> Proc {
+    let url = server.url(name);
+    let secs = seconds.to_string();
+    let args = [
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        &secs,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "10",
+        "-keyint_min",
+        "10",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "flv",
+        &url,
+    ];
+    Proc::spawn(label, "ffmpeg", &args, &server.dir.path)
+}
